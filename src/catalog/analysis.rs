@@ -1,0 +1,430 @@
+//! Listing → numbers: turns a [`TargetCatalog`] into per-server summaries.
+//!
+//! Pure functions, no I/O. The rules and their barman sources:
+//! * success is `status == DONE` (barman retention, `RetentionPolicy._backup_report`);
+//! * backups are ordered by `begin_time`, then id, as the plugin sorts its
+//!   catalog (`barman-cloud pkg/catalog/sorting.go::Less`);
+//! * first recoverability point = `end_time` of the oldest DONE backup
+//!   (`Catalog.FirstRecoverabilityPoint` returns `EndTime`, layout doc §9);
+//! * last failure = newest FAILED backup's `end_time`, else `begin_time`, else the
+//!   time in its backup id (layout doc §9, "bucket-derived equivalents").
+
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use serde::Serialize;
+
+use super::backup_info::BackupStatus;
+use super::key::WalKind;
+use super::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage};
+
+/// Per-status backup counts (the `status` label of `barman_cloud_backups`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BackupCounts {
+    /// `status=DONE`.
+    pub done: u64,
+    /// `status=FAILED`.
+    pub failed: u64,
+    /// `status=STARTED` (running or crashed).
+    pub started: u64,
+    /// Any other status (`EMPTY`, `WAITING_FOR_WALS`, `SYNCING`, unknown).
+    pub other: u64,
+    /// Directories with objects but no readable `backup.info`.
+    pub unreadable: u64,
+}
+
+/// One backup as shown on the landing page and in the JSON status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackupDetail {
+    /// Backup id (directory name).
+    pub id: String,
+    /// `DONE`, `FAILED`, `STARTED`, another barman status, or `UNREADABLE`.
+    pub status: String,
+    /// `backup_name`, if set.
+    pub name: Option<String>,
+    /// `begin_time`, Unix seconds.
+    pub begin_time: Option<f64>,
+    /// `end_time`, Unix seconds.
+    pub end_time: Option<f64>,
+    /// `timeline`.
+    pub timeline: Option<u32>,
+    /// `begin_wal`.
+    pub begin_wal: Option<String>,
+    /// `end_wal`.
+    pub end_wal: Option<String>,
+    /// `systemid`.
+    pub systemid: Option<String>,
+    /// Objects under `base/<id>/`.
+    pub objects: u64,
+    /// Bytes under `base/<id>/`.
+    pub bytes: u64,
+    /// `error` of a FAILED backup, or why `backup.info` is unreadable.
+    pub error: Option<String>,
+}
+
+/// The published numbers for one server prefix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerSummary {
+    /// serverName.
+    pub name: String,
+    /// Backup counts by status.
+    pub backups: BackupCounts,
+    /// `end_time` of the newest DONE backup, Unix seconds.
+    pub last_success_timestamp: Option<f64>,
+    /// `end_time` of the oldest DONE backup, Unix seconds.
+    pub first_recoverability_point: Option<f64>,
+    /// Newest FAILED backup's `end_time`, else `begin_time`, else id time; Unix seconds.
+    pub last_failure_timestamp: Option<f64>,
+    /// `end_time - begin_time` of the newest DONE backup, seconds.
+    pub last_duration_seconds: Option<f64>,
+    /// Bytes under `base/<id>/` of the newest DONE backup.
+    pub last_size_bytes: Option<u64>,
+    /// Everything under `base/`.
+    pub base: Usage,
+    /// Usage under `wals/` per kind, indexed like [`WalKind::ALL`].
+    pub wal: [Usage; 5],
+    /// Newest `LastModified` among WAL segments, Unix seconds.
+    pub wal_last_archived_timestamp: Option<f64>,
+    /// Highest WAL segment name in the archive.
+    pub wal_newest_segment: Option<String>,
+    /// True when the target lists its `servers` and this prefix is not one of them.
+    pub orphaned: bool,
+    /// Every backup directory, oldest first.
+    pub backup_list: Vec<BackupDetail>,
+}
+
+impl ServerSummary {
+    /// Everything stored under the server prefix (`base/` plus `wals/`).
+    pub fn storage(&self) -> Usage {
+        let mut u = self.base;
+        self.wal.iter().for_each(|k| u.merge(*k));
+        u
+    }
+
+    /// Usage of one WAL kind.
+    pub fn wal_usage(&self, kind: WalKind) -> Usage {
+        self.wal[kind.index()]
+    }
+}
+
+/// The published numbers for one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetSummary {
+    /// One entry per server prefix, by name.
+    pub servers: Vec<ServerSummary>,
+    /// Number of orphaned server prefixes.
+    pub orphan_servers: u64,
+    /// Everything under the destination path.
+    pub storage: Usage,
+}
+
+/// Summarises a target's catalog. `configured_servers` is the target's
+/// `servers` list; when given, any other prefix is orphaned.
+pub fn summarize_target(
+    catalog: &TargetCatalog,
+    configured_servers: Option<&[String]>,
+) -> TargetSummary {
+    let servers: Vec<ServerSummary> = catalog
+        .servers
+        .iter()
+        .map(|s| {
+            let orphaned =
+                configured_servers.is_some_and(|list| !list.iter().any(|n| n == &s.name));
+            summarize_server(s, orphaned)
+        })
+        .collect();
+    let mut storage = catalog.loose;
+    servers.iter().for_each(|s| storage.merge(s.storage()));
+    TargetSummary {
+        orphan_servers: servers.iter().filter(|s| s.orphaned).count() as u64,
+        servers,
+        storage,
+    }
+}
+
+/// Summarises one server prefix.
+pub fn summarize_server(server: &ServerCatalog, orphaned: bool) -> ServerSummary {
+    let mut counts = BackupCounts::default();
+    let mut details: Vec<BackupDetail> = server.backups.iter().map(detail).collect();
+    for d in &details {
+        match d.status.as_str() {
+            "DONE" => counts.done += 1,
+            "FAILED" => counts.failed += 1,
+            "STARTED" => counts.started += 1,
+            UNREADABLE => counts.unreadable += 1,
+            _ => counts.other += 1,
+        }
+    }
+    // Plugin order: begin_time, then id (ids sort chronologically).
+    details.sort_by(|a, b| {
+        let ka = a.begin_time.or_else(|| id_time(&a.id));
+        let kb = b.begin_time.or_else(|| id_time(&b.id));
+        ka.partial_cmp(&kb)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let done: Vec<&BackupDetail> = details.iter().filter(|d| d.status == "DONE").collect();
+    let newest = done.last().copied();
+    let last_failure = details
+        .iter()
+        .filter(|d| d.status == "FAILED")
+        .filter_map(|d| d.end_time.or(d.begin_time).or_else(|| id_time(&d.id)))
+        .fold(None, |acc: Option<f64>, t| {
+            Some(acc.map_or(t, |a| a.max(t)))
+        });
+    ServerSummary {
+        name: server.name.clone(),
+        backups: counts,
+        last_success_timestamp: newest.and_then(|d| d.end_time),
+        first_recoverability_point: done.first().and_then(|d| d.end_time),
+        last_failure_timestamp: last_failure,
+        last_duration_seconds: newest.and_then(|d| Some(d.end_time? - d.begin_time?)),
+        last_size_bytes: newest.map(|d| d.bytes),
+        base: server.base_usage(),
+        wal: server.wal.by_kind,
+        wal_last_archived_timestamp: server.wal.newest_segment_modified,
+        wal_newest_segment: server.wal.newest_segment.map(|s| s.to_string()),
+        orphaned,
+        backup_list: details,
+    }
+}
+
+const UNREADABLE: &str = "UNREADABLE";
+
+fn detail(dir: &BackupDir) -> BackupDetail {
+    let mut d = BackupDetail {
+        id: dir.id.clone(),
+        status: UNREADABLE.to_string(),
+        name: None,
+        begin_time: None,
+        end_time: None,
+        timeline: None,
+        begin_wal: None,
+        end_wal: None,
+        systemid: None,
+        objects: dir.objects,
+        bytes: dir.bytes,
+        error: None,
+    };
+    match &dir.info {
+        BackupInfoState::Parsed(info) => {
+            d.status = info.status.as_str().to_string();
+            d.name = info.backup_name.clone();
+            d.begin_time = info.begin_time.map(secs);
+            d.end_time = info.end_time.map(secs);
+            d.timeline = info.timeline;
+            d.begin_wal = info.begin_wal.map(|s| s.to_string());
+            d.end_wal = info.end_wal.map(|s| s.to_string());
+            d.systemid = info.systemid.clone();
+            d.error = if info.status == BackupStatus::Failed {
+                info.error.clone()
+            } else {
+                None
+            };
+        }
+        BackupInfoState::Missing => d.error = Some("no backup.info in the backup directory".into()),
+        BackupInfoState::Unreadable(why) => d.error = Some(why.clone()),
+        BackupInfoState::Pending => d.error = Some("backup.info not fetched".into()),
+    }
+    d
+}
+
+fn secs<Tz: TimeZone>(t: chrono::DateTime<Tz>) -> f64 {
+    t.timestamp_micros() as f64 / 1e6
+}
+
+/// The time encoded in a backup id (`%Y%m%dT%H%M%S`, the sidecar's local
+/// clock, read as UTC), Unix seconds.
+pub fn id_time(id: &str) -> Option<f64> {
+    let naive = NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%S").ok()?;
+    Some(Utc.from_utc_datetime(&naive).timestamp() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::backup_info::BackupInfo;
+    use crate::catalog::{BackupDir, ServerCatalog, TargetCatalog};
+
+    fn dir(id: &str, info: &str, objects: u64, bytes: u64) -> BackupDir {
+        BackupDir {
+            id: id.into(),
+            objects,
+            bytes,
+            info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+        }
+    }
+
+    fn server() -> ServerCatalog {
+        let mut s = ServerCatalog {
+            name: "pg-main".into(),
+            ..Default::default()
+        };
+        s.backups = vec![
+            dir(
+                "20251101T020000",
+                "status=DONE\nbegin_time=2025-11-01 02:00:00+00:00\nend_time=2025-11-01 02:10:00+00:00\n",
+                3,
+                1000,
+            ),
+            dir(
+                "20251102T020000",
+                "status=FAILED\nbegin_time=2025-11-02 02:00:00+00:00\nerror=failure copy (boom)\n",
+                1,
+                10,
+            ),
+            dir(
+                "20251103T020000",
+                "status=DONE\nbegin_time=2025-11-03 02:00:00+00:00\nend_time=2025-11-03 02:05:30+00:00\n",
+                4,
+                2000,
+            ),
+            dir(
+                "20251104T020000",
+                "status=STARTED\nbegin_time=2025-11-04 02:00:00+00:00\n",
+                1,
+                5,
+            ),
+            BackupDir {
+                id: "20251105T020000".into(),
+                objects: 2,
+                bytes: 7,
+                info: BackupInfoState::Missing,
+            },
+        ];
+        s.base_loose.add(11);
+        s.wal.add(
+            "0000000100000000/000000010000000000000001.gz",
+            100,
+            Some(1_000.0),
+        );
+        s.wal.add(
+            "0000000100000000/000000010000000000000002.gz",
+            100,
+            Some(2_000.0),
+        );
+        s.wal.add(
+            "0000000100000000/000000010000000000000003.partial.gz",
+            50,
+            Some(3_000.0),
+        );
+        s.wal.add("00000002.history.gz", 5, Some(3_000.0));
+        s.wal.add("junk.txt", 1, None);
+        s
+    }
+
+    #[test]
+    fn summarises_counts_times_and_sizes() {
+        let s = summarize_server(&server(), false);
+        assert_eq!(
+            s.backups,
+            BackupCounts {
+                done: 2,
+                failed: 1,
+                started: 1,
+                other: 0,
+                unreadable: 1
+            }
+        );
+        assert_eq!(s.last_success_timestamp, Some(1_762_135_530.0));
+        assert_eq!(s.first_recoverability_point, Some(1_761_963_000.0));
+        assert_eq!(s.last_failure_timestamp, Some(1_762_048_800.0));
+        assert_eq!(s.last_duration_seconds, Some(330.0));
+        assert_eq!(s.last_size_bytes, Some(2000));
+        assert_eq!(
+            s.base,
+            Usage {
+                objects: 12,
+                bytes: 3033
+            }
+        );
+        assert_eq!(
+            s.wal_usage(WalKind::Segment),
+            Usage {
+                objects: 2,
+                bytes: 200
+            }
+        );
+        assert_eq!(
+            s.wal_usage(WalKind::Partial),
+            Usage {
+                objects: 1,
+                bytes: 50
+            }
+        );
+        assert_eq!(
+            s.wal_usage(WalKind::History),
+            Usage {
+                objects: 1,
+                bytes: 5
+            }
+        );
+        assert_eq!(
+            s.wal_usage(WalKind::Other),
+            Usage {
+                objects: 1,
+                bytes: 1
+            }
+        );
+        // .partial never counts as an archived segment
+        assert_eq!(s.wal_last_archived_timestamp, Some(2_000.0));
+        assert_eq!(
+            s.wal_newest_segment.as_deref(),
+            Some("000000010000000000000002")
+        );
+        assert_eq!(
+            s.storage(),
+            Usage {
+                objects: 17,
+                bytes: 3289
+            }
+        );
+        assert_eq!(
+            s.backup_list[1].error.as_deref(),
+            Some("failure copy (boom)")
+        );
+    }
+
+    #[test]
+    fn empty_server_has_no_times() {
+        let s = summarize_server(&ServerCatalog::default(), false);
+        assert_eq!(s.backups, BackupCounts::default());
+        assert_eq!(s.last_success_timestamp, None);
+        assert_eq!(s.last_failure_timestamp, None);
+        assert_eq!(s.last_size_bytes, None);
+    }
+
+    #[test]
+    fn failure_time_falls_back_to_backup_id() {
+        let s = ServerCatalog {
+            backups: vec![dir("20251102T020000", "status=FAILED\n", 1, 1)],
+            ..Default::default()
+        };
+        assert_eq!(
+            summarize_server(&s, false).last_failure_timestamp,
+            Some(1_762_048_800.0)
+        );
+    }
+
+    #[test]
+    fn orphans_only_with_a_server_list() {
+        let mut other = server();
+        other.name = "pg-old".into();
+        let catalog = TargetCatalog {
+            servers: vec![server(), other],
+            loose: Usage {
+                objects: 1,
+                bytes: 9,
+            },
+        };
+        let t = summarize_target(&catalog, Some(&["pg-main".to_string()]));
+        assert_eq!(t.orphan_servers, 1);
+        assert!(t.servers[1].orphaned && !t.servers[0].orphaned);
+        assert_eq!(
+            t.storage,
+            Usage {
+                objects: 35,
+                bytes: 6587
+            }
+        );
+        assert_eq!(summarize_target(&catalog, None).orphan_servers, 0);
+    }
+}

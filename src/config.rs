@@ -1,0 +1,445 @@
+//! Configuration: one struct tree, loaded by figment from a YAML file with
+//! environment overrides, validated once at start-up.
+//!
+//! Environment overrides use the prefix [`ENV_PREFIX`] and `__` between nested
+//! keys, e.g. `BARMAN_CLOUD_EXPORTER_INTERVAL=1m`. A whole list can be given
+//! inline, e.g. `BARMAN_CLOUD_EXPORTER_TARGETS='[{name=a,destination_path="s3://b/p"}]'`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Yaml};
+use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "BARMAN_CLOUD_EXPORTER_";
+
+/// Label names the exporter sets itself; static labels may not reuse them.
+pub const RESERVED_LABELS: &[&str] = &[
+    "target",
+    "server",
+    "status",
+    "kind",
+    "collector",
+    "reason",
+    "operation",
+    "version",
+    "revision",
+    "job",
+    "instance",
+];
+
+/// A configuration error. Messages name the key and the problem.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a key has the wrong type.
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    /// Values parsed but are not valid; one message per problem.
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How often each target is collected (humantime, e.g. `5m`). Default 5m.
+    #[serde(default = "default_interval", deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Hard deadline for one target's collection (e.g. `2m`); work still
+    /// running then is aborted and the target is marked down. Default 2m.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// The object stores to watch.
+    pub targets: Vec<Target>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// One object store location (`destinationPath`) and optionally the
+/// PostgreSQL cluster that archives into it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Value of the `target` label; unique among targets.
+    pub name: String,
+    /// Static labels added to every series of this target (e.g. namespace, cluster).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `s3://bucket[/path]`, exactly as in the ObjectStore's `destinationPath`.
+    pub destination_path: String,
+    /// S3 endpoint for non-AWS stores (MinIO, B2, Hetzner, SeaweedFS); AWS when absent.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Region; the AWS default chain (`AWS_REGION`, profile) when absent, else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS stores.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// The serverNames in use; any other server prefix found is reported as orphaned.
+    #[serde(default)]
+    pub servers: Option<Vec<String>>,
+    /// File holding the access key id (a Kubernetes secret mount); with
+    /// `secret_access_key_file`. Without both, the AWS default credential chain is used.
+    #[serde(default)]
+    pub access_key_id_file: Option<PathBuf>,
+    /// File holding the secret access key.
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Optional file holding a session token.
+    #[serde(default)]
+    pub session_token_file: Option<PathBuf>,
+    /// The PostgreSQL cluster archiving here, for `pg_stat_archiver`.
+    #[serde(default)]
+    pub postgres: Option<Postgres>,
+}
+
+impl Target {
+    /// The bucket and the key prefix (no leading `/`, with a trailing `/`
+    /// unless empty) parsed from `destination_path`, as barman does
+    /// (`urlparse(url).path.lstrip("/")`).
+    pub fn bucket_and_prefix(&self) -> Option<(String, String)> {
+        parse_destination(&self.destination_path)
+    }
+}
+
+/// Parses `s3://bucket[/path]` into `(bucket, "path/")`.
+pub fn parse_destination(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() || bucket.contains(['?', '#', ' ']) {
+        return None;
+    }
+    let path = path.trim_matches('/');
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    Some((bucket.to_string(), prefix))
+}
+
+/// Where to read `pg_stat_archiver`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Postgres {
+    /// A libpq-style URL (`postgresql://user:pass@host:port/db?sslmode=verify-full`). Never logged.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// A file holding the URL (a Kubernetes secret mount); read at every collection.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// The serverName this cluster archives to. Defaults to the target's only
+    /// configured server, when it has exactly one.
+    #[serde(default)]
+    pub server: Option<String>,
+}
+
+/// A string that is never printed (Debug and Display show `***`).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret value; do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Seconds(u64),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Seconds(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {t:?}: {e} (use e.g. 30s, 5m, 1h)"
+            ))
+        }),
+    }
+}
+
+impl Config {
+    /// Loads `path` (YAML) with [`ENV_PREFIX`] environment overrides and validates it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Load`] for unreadable files, YAML errors, unknown keys and
+    /// wrong types (figment names the key); [`ConfigError::Invalid`] for values
+    /// that fail [`Config::validate`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        if !path.is_file() {
+            return Err(ConfigError::Invalid(vec![format!(
+                "config file {}: not found or not a file",
+                path.display()
+            )]));
+        }
+        Self::from_figment(
+            Figment::new()
+                .merge(Yaml::file(path))
+                .merge(Env::prefixed(ENV_PREFIX).split("__")),
+        )
+    }
+
+    /// Extracts and validates a configuration from any figment (used by tests).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value; collects all problems rather than stopping at the first.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] listing each problem as `key: problem`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut errs = Vec::new();
+        if self.interval.is_zero() {
+            errs.push("interval: must be greater than zero".to_string());
+        }
+        if self.timeout.is_zero() {
+            errs.push("timeout: must be greater than zero".to_string());
+        }
+        if self.targets.is_empty() {
+            errs.push("targets: at least one target is required".to_string());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let k = format!("targets[{i}]");
+            if t.name.trim().is_empty() {
+                errs.push(format!("{k}.name: must not be empty"));
+            } else if !names.insert(t.name.as_str()) {
+                errs.push(format!("{k}.name: duplicate target name {:?}", t.name));
+            }
+            for label in t.labels.keys() {
+                if !is_label_name(label) {
+                    errs.push(format!(
+                        "{k}.labels.{label}: not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+                    ));
+                } else if RESERVED_LABELS.contains(&label.as_str()) {
+                    errs.push(format!(
+                        "{k}.labels.{label}: reserved, the exporter sets this label itself"
+                    ));
+                }
+            }
+            if t.bucket_and_prefix().is_none() {
+                errs.push(format!(
+                    "{k}.destination_path: {:?} is not of the form s3://bucket[/path]",
+                    t.destination_path
+                ));
+            }
+            if let Some(url) = &t.endpoint_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                errs.push(format!(
+                    "{k}.endpoint_url: {url:?} must start with http:// or https://"
+                ));
+            }
+            if t.access_key_id_file.is_some() != t.secret_access_key_file.is_some() {
+                errs.push(format!(
+                    "{k}: access_key_id_file and secret_access_key_file must be given together"
+                ));
+            }
+            if let Some(servers) = &t.servers
+                && servers.iter().any(|s| s.is_empty() || s.contains('/'))
+            {
+                errs.push(format!(
+                    "{k}.servers: a serverName must be non-empty and contain no '/'"
+                ));
+            }
+            if let Some(pg) = &t.postgres {
+                match (&pg.url, &pg.url_file) {
+                    (None, None) => {
+                        errs.push(format!("{k}.postgres: one of url or url_file is required"))
+                    }
+                    (Some(_), Some(_)) => errs.push(format!(
+                        "{k}.postgres: url and url_file are mutually exclusive"
+                    )),
+                    (Some(url), None) => {
+                        if let Err(e) = crate::source::postgres::PgTarget::parse(url.expose()) {
+                            errs.push(format!("{k}.postgres.url: {e}"));
+                        }
+                    }
+                    (None, Some(_)) => {}
+                }
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(errs))
+        }
+    }
+}
+
+impl Postgres {
+    /// The serverName this cluster archives to: `server`, else the target's
+    /// only configured server.
+    pub fn server_name<'a>(&'a self, target: &'a Target) -> Option<&'a str> {
+        self.server.as_deref().or(match target.servers.as_deref() {
+            Some([only]) => Some(only.as_str()),
+            _ => None,
+        })
+    }
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with("__")
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    const GOOD: &str = r#"
+interval: 1m
+timeout: 30s
+targets:
+  - name: kilobase
+    labels: {namespace: kilobase, cluster: supabase-cluster}
+    destination_path: s3://kilobase/barman/backup
+    endpoint_url: https://fsn1.example-objectstorage.com
+    region: us-east-1
+    force_path_style: true
+    servers: [kilobase-postgres-backup]
+    postgres:
+      url: postgresql://exporter:secret@db:5432/postgres?sslmode=require
+"#;
+
+    fn load(jail: &mut Jail, yaml: &str) -> Result<Config, ConfigError> {
+        jail.create_file("c.yaml", yaml).unwrap();
+        Config::load(Path::new("c.yaml"))
+    }
+
+    #[test]
+    fn loads_the_documented_keys() {
+        Jail::expect_with(|jail| {
+            let c = load(jail, GOOD).unwrap();
+            assert_eq!(c.interval, Duration::from_secs(60));
+            assert_eq!(c.timeout, Duration::from_secs(30));
+            let t = &c.targets[0];
+            assert_eq!(t.labels["cluster"], "supabase-cluster");
+            assert_eq!(
+                t.bucket_and_prefix().unwrap(),
+                ("kilobase".into(), "barman/backup/".into())
+            );
+            assert!(t.force_path_style);
+            let pg = t.postgres.as_ref().unwrap();
+            assert_eq!(pg.server_name(t), Some("kilobase-postgres-backup"));
+            assert_eq!(format!("{:?}", pg.url), "Some(***)");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env("BARMAN_CLOUD_EXPORTER_INTERVAL", "2m");
+            let c = load(jail, GOOD).unwrap();
+            assert_eq!(c.interval, Duration::from_secs(120));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_apply() {
+        Jail::expect_with(|jail| {
+            let c = load(jail, "targets: [{name: a, destination_path: 's3://b'}]").unwrap();
+            assert_eq!(
+                (c.interval, c.timeout),
+                (default_interval(), default_timeout())
+            );
+            assert_eq!(
+                c.targets[0].bucket_and_prefix().unwrap(),
+                ("b".into(), String::new())
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        Jail::expect_with(|jail| {
+            let e = load(jail, "intervall: 1m\ntargets: []")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("intervall"), "{e}");
+            let e = load(jail, "interval: soon\ntargets: []")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("interval") && e.contains("soon"), "{e}");
+            let e = load(
+                jail,
+                r#"
+targets:
+  - {name: a, destination_path: "http://x", labels: {target: x, "bad-name": y}}
+  - {name: a, destination_path: "s3://b", endpoint_url: "ftp://e", access_key_id_file: /k}
+  - {name: c, destination_path: "s3://b", postgres: {server: x}}
+  - {name: d, destination_path: "s3://b", postgres: {url: "postgresql://h/db?sslmode=bogus"}}
+"#,
+            )
+            .unwrap_err()
+            .to_string();
+            for needle in [
+                "targets[0].destination_path",
+                "targets[0].labels.target: reserved",
+                "targets[0].labels.bad-name",
+                "targets[1].name: duplicate",
+                "targets[1].endpoint_url",
+                "targets[1]: access_key_id_file",
+                "targets[2].postgres: one of url or url_file",
+                "targets[3].postgres.url",
+            ] {
+                assert!(e.contains(needle), "missing {needle:?} in {e}");
+            }
+            let e = load(jail, "targets: []").unwrap_err().to_string();
+            assert!(e.contains("targets: at least one target"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let e = Config::load(Path::new("/nonexistent/config.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/config.yaml"), "{e}");
+    }
+}

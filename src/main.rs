@@ -1,0 +1,106 @@
+//! Command line: parse flags, load the config, set up logging, run until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use barman_cloud_exporter::config::Config;
+
+/// Default listen address; port 9875 avoids 9187 (postgres_exporter, CNPG) and 9780 (barman exporter).
+const DEFAULT_LISTEN: &str = ":9875";
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Prometheus exporter for barman-cloud backups in S3-compatible storage"
+)]
+struct Cli {
+    /// Path to the YAML configuration file.
+    #[arg(long = "config.file", default_value = "config.yaml", global = true)]
+    config_file: PathBuf,
+    /// Address to listen on, `[host]:port`.
+    #[arg(long = "web.listen-address", default_value = DEFAULT_LISTEN)]
+    listen_address: String,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics")]
+    telemetry_path: String,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter directive.
+    #[arg(long = "log.level", default_value = "info", global = true)]
+    log_level: String,
+    /// Log format.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the configuration file and exit (0 if valid).
+    CheckConfig,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("invalid --log.level")?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+    let config = Config::load(&cli.config_file)
+        .with_context(|| format!("config file {}", cli.config_file.display()))?;
+    if matches!(cli.command, Some(Command::CheckConfig)) {
+        println!(
+            "{}: valid, {} target(s)",
+            cli.config_file.display(),
+            config.targets.len()
+        );
+        return Ok(());
+    }
+    let addr = match cli.listen_address.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => cli.listen_address.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    barman_cloud_exporter::run(config, listener, cli.telemetry_path, shutdown).await?;
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

@@ -1,0 +1,701 @@
+//! The metric catalogue: every name, help text, unit and label set, and the
+//! encoder that renders a [`Store`]'s current snapshots.
+//!
+//! A scrape builds a throw-away registry around a [`Collector`] that reads the
+//! snapshots, so only what the snapshots hold is rendered (no stale series) and
+//! nothing here does I/O. Label order on every series: `target`, the target's
+//! static labels, then `server` and the metric's own labels.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::catalog::analysis::ServerSummary;
+use crate::catalog::key::WalKind;
+use crate::snapshot::{Store, TargetSlot, TargetSnapshot};
+use crate::source::s3::RequestCounts;
+
+/// Content type of the OpenMetrics exposition.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of the classic Prometheus text exposition.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Exporter version (`version` label of `barman_cloud_exporter_build_info`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Git revision the binary was built from (`revision` label).
+pub const REVISION: &str = env!("BCE_REVISION");
+
+/// Renders the store as OpenMetrics text (ends with `# EOF`).
+pub fn render_openmetrics(store: &Store) -> String {
+    let view = View {
+        interval: humantime::format_duration(store.interval).to_string(),
+        targets: store
+            .targets
+            .iter()
+            .map(|slot| (slot.clone(), slot.snapshot(), slot.requests.snapshot()))
+            .collect(),
+    };
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(view));
+    let mut out = String::with_capacity(16 * 1024);
+    // Writing to a String cannot fail; an encoder error would be a bug in a label set.
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        out.clear();
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+/// Converts OpenMetrics text from [`render_openmetrics`] to the classic
+/// Prometheus text format 0.0.4: drops `# UNIT` and `# EOF`, names counter
+/// families with their `_total` sample name and turns `info` into a gauge.
+pub fn openmetrics_to_text(om: &str) -> String {
+    let mut renamed = std::collections::HashMap::new();
+    for line in om.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some((name, kind)) = rest.split_once(' ')
+        {
+            match kind {
+                "counter" => renamed.insert(name, (format!("{name}_total"), "counter")),
+                "info" => renamed.insert(name, (format!("{name}_info"), "gauge")),
+                _ => None,
+            };
+        }
+    }
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            let (new_name, new_kind) = renamed.get(name)?;
+            Some(if *p == "# TYPE " {
+                format!("{p}{new_name} {new_kind}")
+            } else {
+                format!("{p}{new_name} {tail}")
+            })
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// One metric family: name without unit suffix, help, unit.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    unit: Option<Unit>,
+}
+
+const fn fam(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        unit: None,
+    }
+}
+
+const fn secs(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        unit: Some(Unit::Seconds),
+    }
+}
+
+const fn bytes(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        unit: Some(Unit::Bytes),
+    }
+}
+
+type ServerValue = fn(&ServerSummary) -> Option<f64>;
+
+/// Per-server gauges without extra labels.
+const SERVER_GAUGES: &[(Family, ServerValue)] = &[
+    (
+        secs(
+            "barman_cloud_backup_last_success_timestamp",
+            "end_time of the newest DONE base backup, Unix seconds.",
+        ),
+        |s| s.last_success_timestamp,
+    ),
+    (
+        secs(
+            "barman_cloud_first_recoverability_point_timestamp",
+            "end_time of the oldest DONE base backup (the plugin's firstRecoverabilityPoint), Unix seconds.",
+        ),
+        |s| s.first_recoverability_point,
+    ),
+    (
+        secs(
+            "barman_cloud_backup_last_failure_timestamp",
+            "Newest FAILED base backup: end_time, else begin_time, else the time in its id; Unix seconds.",
+        ),
+        |s| s.last_failure_timestamp,
+    ),
+    (
+        secs(
+            "barman_cloud_backup_last_duration",
+            "end_time minus begin_time of the newest DONE base backup, seconds.",
+        ),
+        |s| s.last_duration_seconds,
+    ),
+    (
+        bytes(
+            "barman_cloud_backup_last_size",
+            "Sum of the object sizes under base/<id>/ of the newest DONE base backup, bytes.",
+        ),
+        |s| s.last_size_bytes.map(|b| b as f64),
+    ),
+    (
+        bytes(
+            "barman_cloud_base",
+            "Sum of the sizes of all objects under base/, bytes.",
+        ),
+        |s| Some(s.base.bytes as f64),
+    ),
+    (
+        fam(
+            "barman_cloud_base_objects",
+            "Number of objects under base/.",
+        ),
+        |s| Some(s.base.objects as f64),
+    ),
+    (
+        secs(
+            "barman_cloud_wal_last_archived_timestamp",
+            "Newest LastModified among full WAL segments under wals/, Unix seconds.",
+        ),
+        |s| s.wal_last_archived_timestamp,
+    ),
+    (
+        fam(
+            "barman_cloud_server_orphaned",
+            "1 when the target lists its servers and this server prefix is not one of them.",
+        ),
+        |s| Some(f64::from(u8::from(s.orphaned))),
+    ),
+];
+
+/// A label set: `target`, the target's static labels, then `extra`.
+struct Labels<'a> {
+    slot: &'a TargetSlot,
+    extra: &'a [(&'static str, &'a str)],
+}
+
+impl EncodeLabelSet for Labels<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("target", self.slot.name.as_str()).encode(encoder.encode_label())?;
+        for (k, v) in &self.slot.labels {
+            (k.as_str(), v.as_str()).encode(encoder.encode_label())?;
+        }
+        for (k, v) in self.extra {
+            (*k, *v).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct View {
+    interval: String,
+    targets: Vec<(Arc<TargetSlot>, Arc<TargetSnapshot>, RequestCounts)>,
+}
+
+impl View {
+    fn help(&self, help: &str) -> String {
+        format!("{help} Cached; refreshed every {}.", self.interval)
+    }
+
+    /// Encodes one family whose samples come from `samples`, called with a
+    /// sink taking `(labels, value)`.
+    fn family(
+        &self,
+        enc: &mut DescriptorEncoder,
+        f: &Family,
+        kind: MetricType,
+        samples: impl Fn(
+            &mut dyn FnMut(&Labels, f64) -> Result<(), std::fmt::Error>,
+        ) -> Result<(), std::fmt::Error>,
+    ) -> Result<(), std::fmt::Error> {
+        let help = self.help(f.help);
+        let mut m = enc.encode_descriptor(f.name, &help, f.unit.as_ref(), kind)?;
+        samples(&mut |labels, value| encode_value(&mut m, labels, kind, value))
+    }
+
+    fn servers(&self) -> impl Iterator<Item = (&TargetSlot, &ServerSummary)> {
+        self.targets.iter().flat_map(|(slot, snap, _)| {
+            snap.s3
+                .last_good
+                .iter()
+                .flat_map(|t| t.servers.iter())
+                .map(move |s| (slot.as_ref(), s))
+        })
+    }
+}
+
+fn encode_value(
+    m: &mut MetricEncoder,
+    labels: &Labels,
+    kind: MetricType,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
+    let mut fm = m.encode_family(labels)?;
+    // Integral values (counts, bytes, whole seconds) are written as integers.
+    let integral = value.fract() == 0.0 && value.abs() < 9.0e15;
+    match (kind, integral) {
+        (MetricType::Counter, true) => {
+            fm.encode_counter::<NoLabelSet, _, u64>(&(value.max(0.0) as u64), None)
+        }
+        (MetricType::Counter, false) => fm.encode_counter::<NoLabelSet, _, f64>(&value, None),
+        (_, true) => fm.encode_gauge(&(value as i64)),
+        (_, false) => fm.encode_gauge(&value),
+    }
+}
+
+impl Collector for View {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauge = MetricType::Gauge;
+        // --- per server ---
+        self.family(
+            &mut enc,
+            &fam(
+                "barman_cloud_backups",
+                "Base backups by backup.info status (done, failed, started, other) plus base/<id>/ directories without a readable backup.info (unreadable).",
+            ),
+            gauge,
+            |emit| {
+                for (slot, s) in self.servers() {
+                    let b = &s.backups;
+                    for (status, n) in [
+                        ("done", b.done),
+                        ("failed", b.failed),
+                        ("started", b.started),
+                        ("other", b.other),
+                        ("unreadable", b.unreadable),
+                    ] {
+                        let extra = [("server", s.name.as_str()), ("status", status)];
+                        emit(&Labels { slot, extra: &extra }, n as f64)?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        for (f, value) in SERVER_GAUGES {
+            self.family(&mut enc, f, gauge, |emit| {
+                for (slot, s) in self.servers() {
+                    if let Some(v) = value(s) {
+                        emit(
+                            &Labels {
+                                slot,
+                                extra: &[("server", s.name.as_str())],
+                            },
+                            v,
+                        )?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        for (f, pick) in [
+            (
+                bytes(
+                    "barman_cloud_wal",
+                    "Sum of the sizes of objects under wals/ by kind, bytes.",
+                ),
+                (|u: crate::catalog::Usage| u.bytes) as fn(crate::catalog::Usage) -> u64,
+            ),
+            (
+                fam(
+                    "barman_cloud_wal_objects",
+                    "Number of objects under wals/ by kind (segment, partial, backup_label, history, other).",
+                ),
+                |u| u.objects,
+            ),
+        ] {
+            self.family(&mut enc, &f, gauge, |emit| {
+                for (slot, s) in self.servers() {
+                    for kind in WalKind::ALL {
+                        let extra = [("server", s.name.as_str()), ("kind", kind.as_str())];
+                        emit(
+                            &Labels {
+                                slot,
+                                extra: &extra,
+                            },
+                            pick(s.wal_usage(kind)) as f64,
+                        )?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        // --- per target ---
+        type TargetValue = fn(&crate::catalog::analysis::TargetSummary) -> f64;
+        let target_gauges: [(Family, TargetValue); 3] = [
+            (
+                fam(
+                    "barman_cloud_orphan_servers",
+                    "Number of orphaned server prefixes under the destination path.",
+                ),
+                |t| t.orphan_servers as f64,
+            ),
+            (
+                bytes(
+                    "barman_cloud_storage",
+                    "Sum of the sizes of all objects under the destination path, bytes.",
+                ),
+                |t| t.storage.bytes as f64,
+            ),
+            (
+                fam(
+                    "barman_cloud_storage_objects",
+                    "Number of objects under the destination path.",
+                ),
+                |t| t.storage.objects as f64,
+            ),
+        ];
+        for (f, value) in &target_gauges {
+            self.family(&mut enc, f, gauge, |emit| {
+                for (slot, snap, _) in &self.targets {
+                    if let Some(t) = &snap.s3.last_good {
+                        emit(&Labels { slot, extra: &[] }, value(t))?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        self.encode_postgres(&mut enc)?;
+        self.encode_self(&mut enc)
+    }
+}
+
+type PgValue = fn(&crate::source::postgres::ArchiverStatus) -> Option<f64>;
+
+impl View {
+    fn encode_postgres(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let pg: [(Family, MetricType, PgValue); 6] = [
+            (
+                fam(
+                    "barman_cloud_pg_archiver_archived",
+                    "pg_stat_archiver.archived_count: WAL files PostgreSQL archived successfully.",
+                ),
+                MetricType::Counter,
+                |a| Some(a.archived_count as f64),
+            ),
+            (
+                fam(
+                    "barman_cloud_pg_archiver_failed",
+                    "pg_stat_archiver.failed_count: failed attempts to archive WAL files.",
+                ),
+                MetricType::Counter,
+                |a| Some(a.failed_count as f64),
+            ),
+            (
+                secs(
+                    "barman_cloud_pg_archiver_last_archived_timestamp",
+                    "pg_stat_archiver.last_archived_time, Unix seconds.",
+                ),
+                MetricType::Gauge,
+                |a| a.last_archived_time,
+            ),
+            (
+                secs(
+                    "barman_cloud_pg_archiver_last_failed_timestamp",
+                    "pg_stat_archiver.last_failed_time, Unix seconds.",
+                ),
+                MetricType::Gauge,
+                |a| a.last_failed_time,
+            ),
+            (
+                fam(
+                    "barman_cloud_pg_in_recovery",
+                    "pg_is_in_recovery(): 1 on a standby, 0 on a primary.",
+                ),
+                MetricType::Gauge,
+                |a| Some(f64::from(u8::from(a.in_recovery))),
+            ),
+            (
+                bytes(
+                    "barman_cloud_pg_current_wal_lsn",
+                    "pg_current_wal_lsn() as a byte position (primary only), bytes.",
+                ),
+                MetricType::Gauge,
+                |a| a.current_wal_lsn.map(|l| l as f64),
+            ),
+        ];
+        for (f, kind, value) in &pg {
+            self.family(enc, f, *kind, |emit| {
+                for (slot, snap, _) in &self.targets {
+                    if let Some(a) = snap.postgres.as_ref().and_then(|p| p.last_good.as_ref())
+                        && let Some(v) = value(a)
+                    {
+                        let server = slot.postgres_server.as_deref().unwrap_or("");
+                        emit(
+                            &Labels {
+                                slot,
+                                extra: &[("server", server)],
+                            },
+                            v,
+                        )?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn encode_self(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        type CollectorValue = fn(bool, Option<f64>, Option<f64>) -> Option<f64>;
+        let per_collector: [(Family, CollectorValue); 3] = [
+            (
+                fam(
+                    "barman_cloud_collector_up",
+                    "1 if the collector's last collection succeeded, else 0 (values of the last success are kept).",
+                ),
+                |up, _, _| Some(f64::from(u8::from(up))),
+            ),
+            (
+                secs(
+                    "barman_cloud_collector_duration",
+                    "Wall time of the collector's last collection, seconds.",
+                ),
+                |_, d, _| d,
+            ),
+            (
+                secs(
+                    "barman_cloud_collector_last_success_timestamp",
+                    "End of the collector's last successful collection, Unix seconds.",
+                ),
+                |_, _, t| t,
+            ),
+        ];
+        for (f, value) in &per_collector {
+            self.family(enc, f, MetricType::Gauge, |emit| {
+                for (slot, snap, _) in &self.targets {
+                    let s3 = &snap.s3;
+                    if s3.attempts > 0
+                        && let Some(v) = value(s3.up, s3.last_duration, s3.last_success)
+                    {
+                        emit(
+                            &Labels {
+                                slot,
+                                extra: &[("collector", "s3")],
+                            },
+                            v,
+                        )?;
+                    }
+                    if let Some(pg) = &snap.postgres
+                        && pg.attempts > 0
+                        && let Some(v) = value(pg.up, pg.last_duration, pg.last_success)
+                    {
+                        emit(
+                            &Labels {
+                                slot,
+                                extra: &[("collector", "postgres")],
+                            },
+                            v,
+                        )?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        self.family(
+            enc,
+            &fam(
+                "barman_cloud_collector_errors",
+                "Failed collections by collector and bounded reason.",
+            ),
+            MetricType::Counter,
+            |emit| {
+                for (slot, snap, _) in &self.targets {
+                    let pg = snap.postgres.as_ref().map(|p| &p.errors);
+                    for (collector, errors) in [("s3", Some(&snap.s3.errors)), ("postgres", pg)] {
+                        for (reason, n) in errors.into_iter().flatten() {
+                            let extra = [("collector", collector), ("reason", *reason)];
+                            emit(
+                                &Labels {
+                                    slot,
+                                    extra: &extra,
+                                },
+                                *n as f64,
+                            )?;
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        self.family(
+            enc,
+            &fam(
+                "barman_cloud_s3_requests",
+                "HTTP requests sent to S3 by operation, retries included.",
+            ),
+            MetricType::Counter,
+            |emit| {
+                for (slot, _, requests) in &self.targets {
+                    for (op, n) in &requests.by_operation {
+                        emit(
+                            &Labels {
+                                slot,
+                                extra: &[("operation", op.as_str())],
+                            },
+                            *n as f64,
+                        )?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let help = self.help("Version and git revision of the exporter.");
+        let mut m =
+            enc.encode_descriptor("barman_cloud_exporter_build", &help, None, MetricType::Info)?;
+        m.encode_info(&[("version", VERSION), ("revision", REVISION)])
+    }
+}
+
+/// Every metric name a scrape can contain (sample names, e.g. with `_total`),
+/// read from a rendered exposition: the names of its `# TYPE` families with
+/// the suffix each type adds.
+pub fn family_names(openmetrics: &str) -> Vec<String> {
+    let mut names: Vec<String> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, kind)| match kind {
+            "counter" => format!("{name}_total"),
+            "info" => format!("{name}_info"),
+            _ => name.to_string(),
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Writes one line per sample `name{labels} value` (for tests and debugging).
+pub fn sample_lines(openmetrics: &str) -> String {
+    let mut out = String::new();
+    for l in openmetrics.lines().filter(|l| !l.starts_with('#')) {
+        let _ = writeln!(out, "{l}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::analysis::summarize_target;
+    use crate::catalog::{ServerCatalog, TargetCatalog};
+    use crate::config::Config;
+    use std::time::Duration;
+
+    fn store() -> Store {
+        let config: Config = serde_yaml_from(
+            r#"
+interval: 5m
+targets:
+  - name: t1
+    labels: {namespace: ns}
+    destination_path: s3://b/p
+    servers: [pg-main]
+    postgres: {url: "postgresql://u@h/db", server: pg-main}
+"#,
+        );
+        let store = Store::new(&config);
+        let mut s = ServerCatalog {
+            name: "pg-main".into(),
+            ..Default::default()
+        };
+        s.wal.add(
+            "0000000100000000/000000010000000000000001.gz",
+            10,
+            Some(100.0),
+        );
+        let orphan = ServerCatalog {
+            name: "pg-old".into(),
+            ..Default::default()
+        };
+        let summary = summarize_target(
+            &TargetCatalog {
+                servers: vec![s, orphan],
+                loose: Default::default(),
+            },
+            Some(&["pg-main".to_string()]),
+        );
+        store.targets[0].publish(|t| {
+            t.s3.record(Ok(summary), Duration::from_millis(1500));
+            if let Some(pg) = &mut t.postgres {
+                pg.record(Err(("connect", "refused".into())), Duration::from_millis(3));
+            }
+        });
+        store
+    }
+
+    fn serde_yaml_from(yaml: &str) -> Config {
+        use figment::providers::{Format, Yaml};
+        Config::from_figment(figment::Figment::new().merge(Yaml::string(yaml))).unwrap()
+    }
+
+    #[test]
+    fn renders_openmetrics_with_labels_units_and_eof() {
+        let om = render_openmetrics(&store());
+        let lines = sample_lines(&om);
+        for expected in [
+            r#"barman_cloud_backups{target="t1",namespace="ns",server="pg-main",status="done"} 0"#,
+            r#"barman_cloud_wal_objects{target="t1",namespace="ns",server="pg-main",kind="segment"} 1"#,
+            r#"barman_cloud_wal_bytes{target="t1",namespace="ns",server="pg-main",kind="segment"} 10"#,
+            r#"barman_cloud_wal_last_archived_timestamp_seconds{target="t1",namespace="ns",server="pg-main"} 100"#,
+            r#"barman_cloud_server_orphaned{target="t1",namespace="ns",server="pg-old"} 1"#,
+            r#"barman_cloud_orphan_servers{target="t1",namespace="ns"} 1"#,
+            r#"barman_cloud_collector_up{target="t1",namespace="ns",collector="s3"} 1"#,
+            r#"barman_cloud_collector_up{target="t1",namespace="ns",collector="postgres"} 0"#,
+            r#"barman_cloud_collector_duration_seconds{target="t1",namespace="ns",collector="s3"} 1.5"#,
+            r#"barman_cloud_collector_errors_total{target="t1",namespace="ns",collector="postgres",reason="connect"} 1"#,
+        ] {
+            assert!(
+                lines.lines().any(|l| l == expected),
+                "missing {expected}\n{om}"
+            );
+        }
+        assert!(om.contains("# UNIT barman_cloud_wal_bytes bytes"));
+        assert!(om.contains("Cached; refreshed every 5m."));
+        assert!(om.ends_with("# EOF\n"));
+        // no data for a collector that never succeeded
+        assert!(!om.contains("barman_cloud_pg_in_recovery{"));
+        assert!(om.contains(&format!(
+            r#"barman_cloud_exporter_build_info{{version="{VERSION}""#
+        )));
+    }
+
+    #[test]
+    fn text_format_renames_counters_and_info() {
+        let text = openmetrics_to_text(&render_openmetrics(&store()));
+        assert!(text.contains("# TYPE barman_cloud_collector_errors_total counter"));
+        assert!(text.contains("# HELP barman_cloud_collector_errors_total "));
+        assert!(text.contains("# TYPE barman_cloud_exporter_build_info gauge"));
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
+    }
+
+    #[test]
+    fn family_names_include_suffixes() {
+        let names = family_names(&render_openmetrics(&store()));
+        assert!(names.contains(&"barman_cloud_collector_errors_total".to_string()));
+        assert!(names.contains(&"barman_cloud_exporter_build_info".to_string()));
+        assert!(names.contains(&"barman_cloud_backup_last_success_timestamp_seconds".to_string()));
+    }
+}

@@ -1,0 +1,134 @@
+//! Per-target collection loop: every `interval`, run the S3 walk and the
+//! PostgreSQL query concurrently under one hard deadline (`timeout`), then
+//! publish a new snapshot.
+//!
+//! The deadline drops the collection futures, which aborts all their work
+//! (listings, GETs, the PostgreSQL connection task); nothing is detached. One
+//! target's failure or slowness never delays another target: each runs in its
+//! own task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::catalog::analysis::{TargetSummary, summarize_target};
+use crate::config::Target;
+use crate::snapshot::TargetSlot;
+use crate::source::postgres::{ArchiverStatus, PgError, PgErrorReason, PgTarget};
+use crate::source::s3::S3Source;
+
+/// A collector outcome as recorded in the snapshot: data, or `(reason, message)`.
+type Outcome<T> = Result<T, (&'static str, String)>;
+
+/// Collects one target forever (until `shutdown`), publishing into `slot`.
+pub async fn run_target(
+    target: Target,
+    slot: Arc<TargetSlot>,
+    interval: Duration,
+    timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let s3 = S3Source::new(&target, slot.requests.clone()).await;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shutdown.cancelled() => break,
+        }
+        let deadline = Instant::now() + timeout;
+        let s3_run = async {
+            let start = Instant::now();
+            let outcome: Outcome<TargetSummary> = match &s3 {
+                Err(e) => Err(("other", e.to_string())),
+                Ok(source) => match tokio::time::timeout_at(deadline, source.walk()).await {
+                    Ok(Ok(catalog)) => Ok(summarize_target(&catalog, target.servers.as_deref())),
+                    Ok(Err(e)) => Err((e.reason().as_str(), e.to_string())),
+                    Err(_) => Err((
+                        "timeout",
+                        format!("S3 walk did not finish within {}", fmt(timeout)),
+                    )),
+                },
+            };
+            (outcome, start.elapsed())
+        };
+        let pg_run = async {
+            let pg = target.postgres.as_ref()?;
+            let start = Instant::now();
+            let outcome = match tokio::time::timeout_at(deadline, collect_postgres(pg)).await {
+                Ok(Ok(status)) => Ok(status),
+                Ok(Err(e)) => Err((e.reason.as_str(), e.message)),
+                Err(_) => Err((
+                    PgErrorReason::Timeout.as_str(),
+                    format!(
+                        "PostgreSQL collection did not finish within {}",
+                        fmt(timeout)
+                    ),
+                )),
+            };
+            Some((outcome, start.elapsed()))
+        };
+        let ((s3_outcome, s3_took), pg) = tokio::select! {
+            r = async { tokio::join!(s3_run, pg_run) } => r,
+            () = shutdown.cancelled() => break,
+        };
+        log_outcome(&slot.name, "s3", &s3_outcome, s3_took);
+        if let Some((o, took)) = &pg {
+            log_outcome(&slot.name, "postgres", o, *took);
+        }
+        slot.publish(|snap| {
+            snap.s3.record(s3_outcome, s3_took);
+            if let (Some(state), Some((o, took))) = (&mut snap.postgres, pg) {
+                state.record(o, took);
+            }
+        });
+    }
+    debug!(target_name = %slot.name, "collection loop stopped");
+}
+
+async fn collect_postgres(pg: &crate::config::Postgres) -> Result<ArchiverStatus, PgError> {
+    let url = match (&pg.url, &pg.url_file) {
+        (Some(url), _) => url.expose().to_string(),
+        (None, Some(path)) => tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| PgError {
+                reason: PgErrorReason::Config,
+                message: format!("postgres url_file {}: {e}", path.display()),
+            })?
+            .trim()
+            .to_string(),
+        (None, None) => {
+            return Err(PgError {
+                reason: PgErrorReason::Config,
+                message: "postgres: neither url nor url_file".into(),
+            });
+        }
+    };
+    PgTarget::parse(&url)?.collect().await
+}
+
+fn log_outcome<T>(target: &str, collector: &str, outcome: &Outcome<T>, took: Duration) {
+    match outcome {
+        Ok(_) => info!(
+            target_name = target,
+            collector,
+            seconds = took.as_secs_f64(),
+            "collection succeeded"
+        ),
+        Err((reason, message)) => warn!(
+            target_name = target,
+            collector,
+            reason,
+            error = %message,
+            seconds = took.as_secs_f64(),
+            "collection failed; keeping the last good values"
+        ),
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}

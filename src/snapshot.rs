@@ -1,0 +1,184 @@
+//! The in-memory snapshot store between collectors and the HTTP layer.
+//!
+//! Each target has one slot holding an immutable [`TargetSnapshot`] behind an
+//! `Arc`; a collection builds the next snapshot and swaps it in, so a scrape
+//! only clones `Arc`s under a brief read lock and never waits on S3 or
+//! PostgreSQL. A failed collection keeps the last good data (`last_good`) and
+//! marks its collector down.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::catalog::analysis::TargetSummary;
+use crate::config::{Config, Target};
+use crate::source::postgres::ArchiverStatus;
+use crate::source::s3::RequestCounter;
+
+/// The state of one collector (S3 or PostgreSQL) of one target.
+#[derive(Debug, Clone)]
+pub struct CollectorState<T> {
+    /// The result of the last successful collection.
+    pub last_good: Option<Arc<T>>,
+    /// Whether the last collection succeeded.
+    pub up: bool,
+    /// Number of completed attempts (success or failure).
+    pub attempts: u64,
+    /// Unix seconds of the last successful collection's end.
+    pub last_success: Option<f64>,
+    /// Wall time of the last attempt, seconds.
+    pub last_duration: Option<f64>,
+    /// The last error message (credentials never included).
+    pub last_error: Option<String>,
+    /// Unix seconds of the last error.
+    pub last_error_time: Option<f64>,
+    /// Errors so far per bounded reason (a counter).
+    pub errors: BTreeMap<&'static str, u64>,
+}
+
+impl<T> Default for CollectorState<T> {
+    fn default() -> Self {
+        Self {
+            last_good: None,
+            up: false,
+            attempts: 0,
+            last_success: None,
+            last_duration: None,
+            last_error: None,
+            last_error_time: None,
+            errors: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> CollectorState<T> {
+    /// Records an attempt's outcome: `Ok(data)` replaces `last_good`, `Err((reason, message))`
+    /// keeps it and counts the error. `duration` is the attempt's wall time.
+    pub fn record(&mut self, outcome: Result<T, (&'static str, String)>, duration: Duration) {
+        let now = unix_now();
+        self.attempts += 1;
+        self.last_duration = Some(duration.as_secs_f64());
+        match outcome {
+            Ok(data) => {
+                self.last_good = Some(Arc::new(data));
+                self.up = true;
+                self.last_success = Some(now);
+            }
+            Err((reason, message)) => {
+                self.up = false;
+                self.last_error = Some(message);
+                self.last_error_time = Some(now);
+                *self.errors.entry(reason).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// What is known about one target at one moment. Immutable once published.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSnapshot {
+    /// The S3 catalog walk.
+    pub s3: CollectorState<TargetSummary>,
+    /// `pg_stat_archiver`, when the target has `postgres`.
+    pub postgres: Option<CollectorState<ArchiverStatus>>,
+}
+
+impl TargetSnapshot {
+    /// Whether every configured collector has completed at least one attempt.
+    pub fn completed_once(&self) -> bool {
+        self.s3.attempts > 0 && self.postgres.as_ref().is_none_or(|p| p.attempts > 0)
+    }
+}
+
+/// Static facts about a target, fixed at start-up.
+#[derive(Debug)]
+pub struct TargetSlot {
+    /// Target name (`target` label).
+    pub name: String,
+    /// Static labels, sorted by name.
+    pub labels: Vec<(String, String)>,
+    /// `destination_path`.
+    pub destination_path: String,
+    /// `endpoint_url` or `AWS`.
+    pub endpoint: String,
+    /// serverName the PostgreSQL cluster archives to, when configured.
+    pub postgres_server: Option<String>,
+    /// S3 requests sent for this target.
+    pub requests: Arc<RequestCounter>,
+    current: RwLock<Arc<TargetSnapshot>>,
+}
+
+impl TargetSlot {
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<TargetSnapshot> {
+        self.current
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Publishes a new snapshot built from the current one by `update`.
+    pub fn publish(&self, update: impl FnOnce(&mut TargetSnapshot)) {
+        let mut next = (*self.snapshot()).clone();
+        update(&mut next);
+        let next = Arc::new(next);
+        match self.current.write() {
+            Ok(mut g) => *g = next,
+            Err(p) => *p.into_inner() = next,
+        }
+    }
+}
+
+/// All targets' slots, in configuration order, plus exporter-wide facts.
+#[derive(Debug)]
+pub struct Store {
+    /// Collection interval (shown in HELP texts).
+    pub interval: Duration,
+    /// One slot per target.
+    pub targets: Vec<Arc<TargetSlot>>,
+}
+
+impl Store {
+    /// Creates empty slots for every configured target.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            interval: config.interval,
+            targets: config.targets.iter().map(|t| Arc::new(slot(t))).collect(),
+        }
+    }
+
+    /// Whether every target has completed its first collection (success or not).
+    pub fn ready(&self) -> bool {
+        self.targets.iter().all(|t| t.snapshot().completed_once())
+    }
+}
+
+fn slot(t: &Target) -> TargetSlot {
+    TargetSlot {
+        name: t.name.clone(),
+        labels: t
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        destination_path: t.destination_path.clone(),
+        endpoint: t.endpoint_url.clone().unwrap_or_else(|| "AWS".into()),
+        postgres_server: t
+            .postgres
+            .as_ref()
+            .and_then(|p| p.server_name(t))
+            .map(str::to_string),
+        requests: Arc::new(RequestCounter::default()),
+        current: RwLock::new(Arc::new(TargetSnapshot {
+            s3: CollectorState::default(),
+            postgres: t.postgres.as_ref().map(|_| CollectorState::default()),
+        })),
+    }
+}
+
+/// Current time as Unix seconds.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

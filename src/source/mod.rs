@@ -1,0 +1,4 @@
+//! I/O: one module per source. Each returns raw facts; analysis lives in [`crate::catalog`].
+
+pub mod postgres;
+pub mod s3;

@@ -1,0 +1,548 @@
+//! PostgreSQL source: `pg_stat_archiver` and the current WAL position.
+//!
+//! Works with a non-superuser role (`pg_monitor` is enough; `pg_stat_archiver`
+//! and `pg_current_wal_lsn()` are readable by any role). TLS follows libpq's
+//! `sslmode` from the URL, implemented with rustls:
+//!
+//! | sslmode | encryption | certificate check |
+//! |---|---|---|
+//! | `disable` | no | – |
+//! | `allow`, `prefer` (default) | if the server offers it | none |
+//! | `require` | yes | none (chain only if `sslrootcert` is given, as libpq) |
+//! | `verify-ca` | yes | chain against `sslrootcert`, else the Mozilla roots |
+//! | `verify-full` | yes | chain and host name |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use thiserror::Error;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+
+use crate::catalog::wal::parse_lsn;
+
+/// `pg_stat_archiver`, read as epoch seconds.
+const ARCHIVER_SQL: &str = "SELECT archived_count, last_archived_wal, \
+     extract(epoch FROM last_archived_time)::float8, failed_count, last_failed_wal, \
+     extract(epoch FROM last_failed_time)::float8, extract(epoch FROM stats_reset)::float8 \
+     FROM pg_stat_archiver";
+/// Whether the server is a standby.
+const IN_RECOVERY_SQL: &str = "SELECT pg_is_in_recovery()";
+/// Current WAL write position and its segment file (primary only).
+const CURRENT_WAL_SQL: &str =
+    "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())";
+
+/// Why a PostgreSQL collection failed: the bounded `reason` label of
+/// `barman_cloud_collector_errors_total{collector="postgres"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgErrorReason {
+    /// The URL or `url_file` is invalid or unreadable.
+    Config,
+    /// The server could not be reached.
+    Connect,
+    /// Authentication failed.
+    Auth,
+    /// The TLS handshake or certificate check failed.
+    Tls,
+    /// A query failed.
+    Query,
+    /// The collection did not finish before the target's `timeout`.
+    Timeout,
+}
+
+impl PgErrorReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Connect => "connect",
+            Self::Auth => "auth",
+            Self::Tls => "tls",
+            Self::Query => "query",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// A PostgreSQL collection error. Never contains the password.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct PgError {
+    /// Classified reason.
+    pub reason: PgErrorReason,
+    /// Human-readable message (host and port, no credentials).
+    pub message: String,
+}
+
+impl PgError {
+    fn new(reason: PgErrorReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    fn from_pg(e: &tokio_postgres::Error, target: &str) -> Self {
+        let reason = match e.code() {
+            Some(c)
+                if *c == SqlState::INVALID_PASSWORD
+                    || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+            {
+                PgErrorReason::Auth
+            }
+            Some(_) => PgErrorReason::Query,
+            None => {
+                let text = format!("{e:?}").to_lowercase();
+                if text.contains("tls") || text.contains("certificate") || text.contains("ssl") {
+                    PgErrorReason::Tls
+                } else if text.contains("password") || text.contains("authentication") {
+                    PgErrorReason::Auth
+                } else if text.contains("timeout") || text.contains("timed out") {
+                    PgErrorReason::Timeout
+                } else {
+                    PgErrorReason::Connect
+                }
+            }
+        };
+        let detail = e
+            .as_db_error()
+            .map_or_else(|| source_chain(e), |db| db.message().to_string());
+        Self::new(reason, format!("postgres {target}: {detail}"))
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// What `pg_stat_archiver` and the WAL position functions said.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ArchiverStatus {
+    /// `archived_count`.
+    pub archived_count: i64,
+    /// `last_archived_wal` (a segment, `.history`, `.partial` or `.backup` name).
+    pub last_archived_wal: Option<String>,
+    /// `last_archived_time`, Unix seconds.
+    pub last_archived_time: Option<f64>,
+    /// `failed_count`.
+    pub failed_count: i64,
+    /// `last_failed_wal`.
+    pub last_failed_wal: Option<String>,
+    /// `last_failed_time`, Unix seconds.
+    pub last_failed_time: Option<f64>,
+    /// `stats_reset`, Unix seconds.
+    pub stats_reset: Option<f64>,
+    /// `pg_is_in_recovery()`.
+    pub in_recovery: bool,
+    /// `pg_current_wal_lsn()` in bytes (primary only).
+    pub current_wal_lsn: Option<u64>,
+    /// `pg_walfile_name(pg_current_wal_lsn())` (primary only).
+    pub current_wal_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// A parsed connection URL plus libpq TLS settings.
+#[derive(Clone)]
+pub struct PgTarget {
+    config: tokio_postgres::Config,
+    tls: TlsMode,
+    root_cert: Option<String>,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl PgTarget {
+    /// Parses a libpq URL (`postgresql://user:pass@host:port/db?sslmode=...`)
+    /// or key/value string (`host=... user=... sslmode=...`).
+    ///
+    /// # Errors
+    /// A [`PgError`] with reason `config` for an unknown option or bad value;
+    /// the message never repeats the URL.
+    pub fn parse(url: &str) -> Result<Self, PgError> {
+        let mut tls = TlsMode::Prefer;
+        let mut root_cert = None;
+        let mut take = |key: &str, value: &str| -> Result<bool, PgError> {
+            match key {
+                "sslmode" => {
+                    tls = match value {
+                        "disable" => TlsMode::Disable,
+                        "allow" | "prefer" => TlsMode::Prefer,
+                        "require" => TlsMode::Require,
+                        "verify-ca" => TlsMode::VerifyCa,
+                        "verify-full" => TlsMode::VerifyFull,
+                        _ => {
+                            return Err(PgError::new(
+                                PgErrorReason::Config,
+                                format!("invalid sslmode {value:?}"),
+                            ));
+                        }
+                    };
+                    Ok(true)
+                }
+                "sslrootcert" => {
+                    root_cert = Some(percent_decode(value));
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        };
+        let rest = if let Some((base, query)) = url
+            .split_once('?')
+            .filter(|_| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            let mut kept = Vec::new();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                if !take(k, v)? {
+                    kept.push(pair);
+                }
+            }
+            if kept.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}?{}", kept.join("&"))
+            }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url.to_string()
+        } else {
+            let mut kept = Vec::new();
+            for tok in url.split_whitespace() {
+                let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
+                if !take(k.trim(), v.trim())? {
+                    kept.push(tok);
+                }
+            }
+            kept.join(" ")
+        };
+        let mut config: tokio_postgres::Config =
+            rest.parse().map_err(|e: tokio_postgres::Error| {
+                PgError::new(PgErrorReason::Config, format!("invalid URL: {e}"))
+            })?;
+        config.ssl_mode(match tls {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("barman-cloud-exporter");
+        }
+        Ok(Self {
+            config,
+            tls,
+            root_cert,
+        })
+    }
+
+    /// `user@host:port/dbname`, for logs and the landing page (no password).
+    pub fn redacted(&self) -> String {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .collect();
+        let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
+        format!(
+            "{}@{}:{}/{}",
+            self.config.get_user().unwrap_or(""),
+            hosts.join(","),
+            if ports.is_empty() {
+                "5432".into()
+            } else {
+                ports.join(",")
+            },
+            self.config.get_dbname().unwrap_or("")
+        )
+    }
+
+    fn tls_config(&self) -> Result<ClientConfig, PgError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls_err =
+            |e: rustls::Error| PgError::new(PgErrorReason::Tls, format!("TLS setup: {e}"));
+        let mut roots = RootCertStore::empty();
+        if let Some(path) = &self.root_cert {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    PgError::new(PgErrorReason::Config, format!("sslrootcert {path}: {e}"))
+                })?;
+            for c in certs {
+                roots.add(c).map_err(|e| {
+                    PgError::new(PgErrorReason::Config, format!("sslrootcert {path}: {e}"))
+                })?;
+            }
+        } else {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(tls_err)?;
+        let webpki = || {
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots.clone()), provider.clone())
+                .build()
+                .map_err(|e| PgError::new(PgErrorReason::Tls, format!("TLS setup: {e}")))
+        };
+        let verifier: Arc<dyn ServerCertVerifier> = match (self.tls, &self.root_cert) {
+            (TlsMode::VerifyFull, _) => webpki()?,
+            (TlsMode::VerifyCa, _) | (TlsMode::Require, Some(_)) => Arc::new(ChainOnly(webpki()?)),
+            _ => Arc::new(NoVerify(provider)),
+        };
+        Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth())
+    }
+
+    /// Connects, reads `pg_stat_archiver`, `pg_is_in_recovery()` and, on a
+    /// primary, the current WAL position; then disconnects.
+    ///
+    /// # Errors
+    /// [`PgError`] classified as connect/auth/tls/query.
+    pub async fn collect(&self) -> Result<ArchiverStatus, PgError> {
+        let name = self.redacted();
+        let client = if self.tls == TlsMode::Disable {
+            let (client, conn) = self
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| PgError::from_pg(&e, &name))?;
+            (
+                client,
+                AbortOnDrop(tokio::spawn(async move { drop(conn.await) })),
+            )
+        } else {
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
+            let (client, conn) = self
+                .config
+                .connect(tls)
+                .await
+                .map_err(|e| PgError::from_pg(&e, &name))?;
+            (
+                client,
+                AbortOnDrop(tokio::spawn(async move { drop(conn.await) })),
+            )
+        };
+        let (client, _conn) = client;
+        let q = |e: tokio_postgres::Error| PgError::from_pg(&e, &name);
+        let row = client.query_one(ARCHIVER_SQL, &[]).await.map_err(q)?;
+        let in_recovery: bool = client
+            .query_one(IN_RECOVERY_SQL, &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        let (current_wal_lsn, current_wal_file) = if in_recovery {
+            (None, None)
+        } else {
+            let r = client.query_one(CURRENT_WAL_SQL, &[]).await.map_err(q)?;
+            (parse_lsn(r.get::<_, &str>(0)), Some(r.get::<_, String>(1)))
+        };
+        Ok(ArchiverStatus {
+            archived_count: row.get(0),
+            last_archived_wal: row.get(1),
+            last_archived_time: row.get(2),
+            failed_count: row.get(3),
+            last_failed_wal: row.get(4),
+            last_failed_time: row.get(5),
+            stats_reset: row.get(6),
+            in_recovery,
+            current_wal_lsn,
+            current_wal_file,
+        })
+    }
+}
+
+/// Aborts the connection task when the collection is dropped (e.g. by the
+/// target's hard timeout), so no work outlives it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `sslmode=prefer/require` without a root certificate: encryption without
+/// authentication, as libpq. Signatures are still checked.
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `sslmode=verify-ca`: the chain must verify, the host name is not checked.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libpq_tls_options_and_redacts() {
+        let t = PgTarget::parse("postgresql://exp:s3cret@db.example:6543/postgres?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x")
+            .unwrap();
+        assert_eq!(t.tls, TlsMode::VerifyFull);
+        assert_eq!(t.root_cert.as_deref(), Some("/tmp/ca.pem"));
+        assert_eq!(t.redacted(), "exp@db.example:6543/postgres");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        let t = PgTarget::parse(
+            "host=127.0.0.1 port=5433 user=exp password=pw dbname=postgres sslmode=disable",
+        )
+        .unwrap();
+        assert_eq!(t.tls, TlsMode::Disable);
+        assert_eq!(t.redacted(), "exp@127.0.0.1:5433/postgres");
+        assert_eq!(
+            PgTarget::parse("postgresql://h/db").unwrap().tls,
+            TlsMode::Prefer
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_config_errors_without_the_secret() {
+        let e = PgTarget::parse("postgresql://u:topsecret@h/db?sslmode=sometimes").unwrap_err();
+        assert_eq!(e.reason, PgErrorReason::Config);
+        assert!(!e.message.contains("topsecret"));
+        let e = PgTarget::parse("postgresql://u:topsecret@h/db?bogus_option=1").unwrap_err();
+        assert_eq!(e.reason, PgErrorReason::Config);
+        assert!(!e.message.contains("topsecret"), "{}", e.message);
+    }
+}

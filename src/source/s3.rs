@@ -1,0 +1,520 @@
+//! The S3 catalog walk: listings and `backup.info` GETs, read-only.
+//!
+//! Per target: one delimiter listing of the destination path finds the server
+//! prefixes; per server, a recursive listing of `base/` (backup directories and
+//! their sizes, whether each has a `backup.info`) and of `wals/` (every key
+//! classified and aggregated as the pages stream by, so memory does not grow
+//! with the number of WAL objects), then one bounded GET per `backup.info`.
+//!
+//! Only `ListObjectsV2` and `GetObject` are ever sent. Every HTTP request,
+//! retries included, is counted per operation by [`RequestCounter`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{ProvideCredentials, error::CredentialsError, future};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use thiserror::Error;
+
+use crate::catalog::backup_info::{BackupInfo, MAX_BACKUP_INFO_BYTES};
+use crate::catalog::key::{BaseObject, classify_base};
+use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage};
+use crate::config::Target;
+
+/// How many server prefixes are walked at once per target.
+const SERVER_CONCURRENCY: usize = 4;
+/// How many `backup.info` GETs are in flight at once per server.
+const GET_CONCURRENCY: usize = 8;
+
+/// Why an S3 operation failed: the bounded `reason` label of
+/// `barman_cloud_collector_errors_total{collector="s3"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3ErrorReason {
+    /// A request or connect timed out.
+    Timeout,
+    /// The endpoint could not be reached (DNS, refused, reset, TLS).
+    Connect,
+    /// 403: AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch.
+    AccessDenied,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// 503 SlowDown after the SDK's retries.
+    Throttled,
+    /// Another 5xx after the SDK's retries.
+    ServerError,
+    /// Another 4xx.
+    ClientError,
+    /// The response could not be parsed.
+    InvalidResponse,
+    /// Credentials could not be loaded.
+    Credentials,
+    /// Anything else.
+    Other,
+}
+
+impl S3ErrorReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::AccessDenied => "access_denied",
+            Self::NoSuchBucket => "no_such_bucket",
+            Self::Throttled => "throttled",
+            Self::ServerError => "server_error",
+            Self::ClientError => "client_error",
+            Self::InvalidResponse => "invalid_response",
+            Self::Credentials => "credentials",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// An S3 collection error. Carries bucket and prefix, never credentials.
+#[derive(Debug, Error)]
+pub enum S3Error {
+    /// A listing failed.
+    #[error("listing s3://{bucket}/{prefix}: {message}")]
+    List {
+        /// Bucket.
+        bucket: String,
+        /// Prefix listed.
+        prefix: String,
+        /// Classified reason.
+        reason: S3ErrorReason,
+        /// The SDK's message.
+        message: String,
+    },
+    /// A GET failed in a way that makes the whole walk unreliable (network, 5xx).
+    #[error("reading s3://{bucket}/{key}: {message}")]
+    Get {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Classified reason.
+        reason: S3ErrorReason,
+        /// The SDK's message.
+        message: String,
+    },
+    /// A credentials file could not be read.
+    #[error("credentials file {}: {message}", path.display())]
+    Credentials {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The target's `destination_path` is invalid (rejected by config validation first).
+    #[error("invalid destination_path {0:?}")]
+    Destination(String),
+}
+
+impl S3Error {
+    /// The bounded reason label.
+    pub fn reason(&self) -> S3ErrorReason {
+        match self {
+            Self::List { reason, .. } | Self::Get { reason, .. } => *reason,
+            Self::Credentials { .. } => S3ErrorReason::Credentials,
+            Self::Destination(_) => S3ErrorReason::Other,
+        }
+    }
+}
+
+fn classify<E: ProvideErrorMetadata, R>(
+    err: &SdkError<E, R>,
+    status: Option<u16>,
+    message: &str,
+) -> S3ErrorReason {
+    match err {
+        SdkError::TimeoutError(_) => S3ErrorReason::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => S3ErrorReason::Timeout,
+        SdkError::DispatchFailure(_) => S3ErrorReason::Connect,
+        SdkError::ResponseError(_) => S3ErrorReason::InvalidResponse,
+        SdkError::ConstructionFailure(_) => {
+            if message.contains("credentials") || message.contains("identity") {
+                S3ErrorReason::Credentials
+            } else {
+                S3ErrorReason::Other
+            }
+        }
+        SdkError::ServiceError(e) => match (e.err().code(), status) {
+            (
+                Some(
+                    "AccessDenied"
+                    | "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "AllAccessDisabled",
+                ),
+                _,
+            ) => S3ErrorReason::AccessDenied,
+            (Some("NoSuchBucket"), _) => S3ErrorReason::NoSuchBucket,
+            (Some("SlowDown" | "Throttling" | "ThrottlingException"), _) | (_, Some(503)) => {
+                S3ErrorReason::Throttled
+            }
+            (_, Some(403)) => S3ErrorReason::AccessDenied,
+            (_, Some(s)) if s >= 500 => S3ErrorReason::ServerError,
+            (_, Some(s)) if s >= 400 => S3ErrorReason::ClientError,
+            _ => S3ErrorReason::Other,
+        },
+        _ => S3ErrorReason::Other,
+    }
+}
+
+fn status_of<E>(err: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Counts every HTTP request the SDK transmits (retries included), by
+/// operation name (`ListObjectsV2`, `GetObject`) and by HTTP method.
+#[derive(Debug, Default)]
+pub struct RequestCounter {
+    inner: Mutex<RequestCounts>,
+}
+
+/// A copy of the counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Requests per S3 operation name.
+    pub by_operation: BTreeMap<String, u64>,
+    /// Requests per HTTP method (`GET`, `HEAD`, ...): the read-only proof.
+    pub by_method: BTreeMap<String, u64>,
+}
+
+impl RequestCounter {
+    /// The counts so far.
+    pub fn snapshot(&self) -> RequestCounts {
+        self.inner.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+struct CountRequests(Arc<RequestCounter>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let op = cfg
+            .load::<Metadata>()
+            .map_or("unknown", |m| m.name())
+            .to_string();
+        let method = ctx.request().method().to_string();
+        if let Ok(mut c) = self.0.inner.lock() {
+            *c.by_operation.entry(op).or_default() += 1;
+            *c.by_method.entry(method).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Credentials read from files (Kubernetes secret mounts), re-read whenever the
+/// SDK's identity cache expires them (every 5 minutes), so rotation needs no restart.
+#[derive(Debug, Clone)]
+struct FileCredentials {
+    access_key_id: PathBuf,
+    secret_access_key: PathBuf,
+    session_token: Option<PathBuf>,
+}
+
+impl FileCredentials {
+    fn read(path: &Path) -> Result<String, S3Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| S3Error::Credentials {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(text.trim().to_string())
+    }
+
+    fn load(&self) -> Result<Credentials, S3Error> {
+        let token = self.session_token.as_deref().map(Self::read).transpose()?;
+        Ok(Credentials::new(
+            Self::read(&self.access_key_id)?,
+            Self::read(&self.secret_access_key)?,
+            token,
+            Some(SystemTime::now() + Duration::from_secs(300)),
+            "barman-cloud-exporter-files",
+        ))
+    }
+}
+
+impl ProvideCredentials for FileCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::ready(self.load().map_err(CredentialsError::not_loaded))
+    }
+}
+
+/// A read-only S3 view of one target.
+#[derive(Debug, Clone)]
+pub struct S3Source {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    requests: Arc<RequestCounter>,
+}
+
+impl S3Source {
+    /// Builds the client for `target`: its endpoint, region, path style and
+    /// credentials (files if configured, else the AWS default chain). Every
+    /// request the client sends is counted in `requests`.
+    ///
+    /// # Errors
+    /// [`S3Error::Destination`] when `destination_path` does not parse.
+    pub async fn new(target: &Target, requests: Arc<RequestCounter>) -> Result<Self, S3Error> {
+        let (bucket, prefix) = target
+            .bucket_and_prefix()
+            .ok_or_else(|| S3Error::Destination(target.destination_path.clone()))?;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &target.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        let mut b = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(target.force_path_style)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .interceptor(CountRequests(requests.clone()));
+        if shared.region().is_none() {
+            b = b.region(Region::new("us-east-1"));
+        }
+        if let Some(endpoint) = &target.endpoint_url {
+            b = b.endpoint_url(endpoint);
+        }
+        if let (Some(ak), Some(sk)) = (&target.access_key_id_file, &target.secret_access_key_file) {
+            b = b.credentials_provider(FileCredentials {
+                access_key_id: ak.clone(),
+                secret_access_key: sk.clone(),
+                session_token: target.session_token_file.clone(),
+            });
+        }
+        Ok(Self {
+            client: Client::from_conf(b.build()),
+            bucket,
+            prefix,
+            requests,
+        })
+    }
+
+    /// The request counters of this source (shared with its client).
+    pub fn requests(&self) -> &Arc<RequestCounter> {
+        &self.requests
+    }
+
+    /// Walks the whole destination path.
+    ///
+    /// # Errors
+    /// Any failed listing, and GETs that fail for network or server reasons,
+    /// fail the walk: a partial catalog is never returned. A `backup.info`
+    /// that is refused (4xx), too large or malformed only marks that backup
+    /// unreadable.
+    pub async fn walk(&self) -> Result<TargetCatalog, S3Error> {
+        let mut catalog = TargetCatalog::default();
+        let mut candidates = Vec::new();
+        self.list(&self.prefix, Some("/"), |page| {
+            for cp in page.common_prefixes() {
+                if let Some(p) = cp.prefix()
+                    && let Some(name) = p
+                        .strip_prefix(&self.prefix)
+                        .and_then(|n| n.strip_suffix('/'))
+                    && !name.is_empty()
+                {
+                    candidates.push(name.to_string());
+                }
+            }
+            for o in page.contents() {
+                catalog.loose.add(size(o));
+            }
+        })
+        .await?;
+        let servers: Vec<Option<ServerCatalog>> = stream::iter(candidates)
+            .map(|name| self.walk_server(name))
+            .buffered(SERVER_CONCURRENCY)
+            .try_collect()
+            .await?;
+        catalog.servers = servers.into_iter().flatten().collect();
+        Ok(catalog)
+    }
+
+    /// Walks one server prefix; `None` when it holds neither `base/` nor `wals/`.
+    async fn walk_server(&self, name: String) -> Result<Option<ServerCatalog>, S3Error> {
+        let root = format!("{}{}/", self.prefix, name);
+        let mut server = ServerCatalog {
+            name,
+            ..Default::default()
+        };
+        let base = format!("{root}base/");
+        let mut dirs: BTreeMap<String, (Usage, bool)> = BTreeMap::new();
+        let mut base_seen = false;
+        self.list(&base, None, |page| {
+            for o in page.contents() {
+                base_seen = true;
+                let Some(rest) = o.key().and_then(|k| k.strip_prefix(&base)) else {
+                    continue;
+                };
+                match classify_base(rest) {
+                    BaseObject::BackupInfo { id } => {
+                        let e = dirs.entry(id.to_string()).or_default();
+                        e.0.add(size(o));
+                        e.1 = true;
+                    }
+                    BaseObject::BackupFile { id } => {
+                        dirs.entry(id.to_string()).or_default().0.add(size(o))
+                    }
+                    BaseObject::Loose => server.base_loose.add(size(o)),
+                }
+            }
+        })
+        .await?;
+        let wals = format!("{root}wals/");
+        let mut wal_seen = false;
+        self.list(&wals, None, |page| {
+            for o in page.contents() {
+                wal_seen = true;
+                if let Some(rest) = o.key().and_then(|k| k.strip_prefix(&wals)) {
+                    server
+                        .wal
+                        .add(rest, size(o), o.last_modified().map(|t| t.as_secs_f64()));
+                }
+            }
+        })
+        .await?;
+        if !base_seen && !wal_seen {
+            return Ok(None);
+        }
+        server.backups = stream::iter(dirs)
+            .map(|(id, (usage, has_info))| {
+                let key = format!("{base}{id}/backup.info");
+                async move {
+                    let info = if has_info {
+                        self.get_backup_info(&key).await?
+                    } else {
+                        BackupInfoState::Missing
+                    };
+                    Ok::<_, S3Error>(BackupDir {
+                        id,
+                        objects: usage.objects,
+                        bytes: usage.bytes,
+                        info,
+                    })
+                }
+            })
+            .buffered(GET_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(Some(server))
+    }
+
+    /// Fetches and parses one `backup.info`, reading at most
+    /// [`MAX_BACKUP_INFO_BYTES`] + 1 bytes.
+    pub async fn get_backup_info(&self, key: &str) -> Result<BackupInfoState, S3Error> {
+        let get_err = |reason, message| S3Error::Get {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            reason,
+            message,
+        };
+        let resp = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let message = DisplayErrorContext(&e).to_string();
+                let reason = classify(&e, status_of(&e), &message);
+                return match reason {
+                    S3ErrorReason::AccessDenied | S3ErrorReason::ClientError => {
+                        Ok(BackupInfoState::Unreadable(format!(
+                            "GET refused ({}): {message}",
+                            reason.as_str()
+                        )))
+                    }
+                    _ => Err(get_err(reason, message)),
+                };
+            }
+        };
+        if resp
+            .content_length()
+            .is_some_and(|l| l as u64 > MAX_BACKUP_INFO_BYTES)
+        {
+            return Ok(BackupInfoState::Unreadable(format!(
+                "backup.info is larger than {MAX_BACKUP_INFO_BYTES} bytes"
+            )));
+        }
+        let mut body = resp.body;
+        let mut buf = Vec::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| get_err(S3ErrorReason::Connect, e.to_string()))?
+        {
+            buf.extend_from_slice(&chunk);
+            if buf.len() as u64 > MAX_BACKUP_INFO_BYTES {
+                break;
+            }
+        }
+        Ok(match BackupInfo::parse(&buf) {
+            Ok(info) => BackupInfoState::Parsed(Box::new(info)),
+            Err(e) => BackupInfoState::Unreadable(e.to_string()),
+        })
+    }
+
+    /// Pages through `ListObjectsV2(prefix, delimiter)`, handing each page to `f`.
+    async fn list(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        mut f: impl FnMut(&aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output),
+    ) -> Result<(), S3Error> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_delimiter(delimiter.map(str::to_string))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                let message = DisplayErrorContext(&e).to_string();
+                S3Error::List {
+                    bucket: self.bucket.clone(),
+                    prefix: prefix.to_string(),
+                    reason: classify(&e, status_of(&e), &message),
+                    message,
+                }
+            })?;
+            f(&page);
+        }
+        Ok(())
+    }
+}
+
+fn size(o: &aws_sdk_s3::types::Object) -> u64 {
+    o.size().unwrap_or(0).max(0) as u64
+}
