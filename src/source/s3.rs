@@ -189,6 +189,14 @@ pub struct RequestCounts {
 }
 
 impl RequestCounter {
+    /// Counts one request of S3 operation `operation` sent with HTTP `method`.
+    pub fn record(&self, operation: &str, method: &str) {
+        if let Ok(mut c) = self.inner.lock() {
+            *c.by_operation.entry(operation.to_string()).or_default() += 1;
+            *c.by_method.entry(method.to_string()).or_default() += 1;
+        }
+    }
+
     /// The counts so far.
     pub fn snapshot(&self) -> RequestCounts {
         self.inner.lock().map(|c| c.clone()).unwrap_or_default()

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite (README command 2; `.ci/run` runs exactly this).
+#
+# Installs what is missing (Debian packages, the barman/SeaweedFS venv, Rust
+# components), checks formatting and lints, runs the unit tests, builds the
+# real scenario (SeaweedFS + PostgreSQL 15 + barman-cloud 3.19.1 on loopback),
+# runs the integration tests against it, then the disruptive ones (which stop
+# and restart SeaweedFS), and always tears the scenario down.
+#
+# Env: BCE_TEST_DIR  where to build the scenario (default: a fresh temp dir)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BCE_LOG_TAG=test
+source scripts/lib.sh
+
+started=$(date +%s)
+step() { log "=== $* ($(( $(date +%s) - started ))s)"; }
+
+step "installing dependencies"
+scripts/install-deps.sh
+
+export CARGO_TERM_COLOR=never
+# Tests must never reach an instance metadata service.
+export AWS_EC2_METADATA_DISABLED=true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+step "building tests"
+cargo test --locked --no-run
+
+dir="${BCE_TEST_DIR:-$(mktemp -d /tmp/bce-test.XXXXXX)}"
+cleanup() {
+  local rc=$?
+  scripts/scenario.sh down "$dir" || true
+  if [[ -z "${BCE_TEST_DIR:-}" && $rc -eq 0 ]]; then rm -rf "$dir"; fi
+  exit $rc
+}
+trap cleanup EXIT
+step "building the real scenario in $dir"
+scripts/scenario.sh up "$dir" >/dev/null
+export BCE_SCENARIO="$dir/scenario.json"
+
+results="$dir/test-results.txt"
+: > "$results"
+step "unit and integration tests"
+cargo test --locked -- --skip disruptive_ 2>&1 | tee -a "$results"
+step "disruptive integration tests (stop and restart SeaweedFS)"
+cargo test --locked --tests -- disruptive_ --test-threads=1 2>&1 | tee -a "$results"
+step "done"
+# One closing line over every test binary: "N passed, N failed".
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$results"

@@ -1,0 +1,369 @@
+//! Shared test helpers: the real scenario built by `scripts/scenario.sh`,
+//! an in-process exporter on 127.0.0.1:0, exposition parsing and barman's own
+//! tools as the reference.
+#![allow(dead_code, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use barman_cloud_exporter::config::Config;
+use figment::providers::{Format, Yaml};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+/// One documented metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricDoc {
+    pub kind: String,
+    pub labels: BTreeSet<String>,
+}
+
+/// Rows of the table in docs/metrics.md: name → type and labels.
+pub fn documented_metrics() -> BTreeMap<String, MetricDoc> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md"))
+            .unwrap();
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`').to_string();
+        let labels = cells[3]
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != "–")
+            .map(str::to_string)
+            .collect();
+        out.insert(
+            name,
+            MetricDoc {
+                kind: cells[2].to_string(),
+                labels,
+            },
+        );
+    }
+    out
+}
+
+/// One sample of an exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses the samples of an exposition (simple label values only: no escaped quotes).
+pub fn samples(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (head, value) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = match head.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (head, ""),
+        };
+        let mut map = BTreeMap::new();
+        for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap();
+            map.insert(k.to_string(), v.trim_matches('"').to_string());
+        }
+        out.push(Sample {
+            name: name.to_string(),
+            labels: map,
+            value: value.parse().unwrap(),
+        });
+    }
+    out
+}
+
+/// Families of an exposition: sample name → type and the union of label names.
+pub fn exposition_families(om: &str) -> BTreeMap<String, MetricDoc> {
+    let mut families = BTreeMap::new();
+    for l in om.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = l.split_once(' ').unwrap();
+        let sample_name = match kind {
+            "counter" => format!("{name}_total"),
+            "info" => format!("{name}_info"),
+            _ => name.to_string(),
+        };
+        families.insert(
+            sample_name,
+            MetricDoc {
+                kind: kind.to_string(),
+                labels: BTreeSet::new(),
+            },
+        );
+    }
+    for s in samples(om) {
+        let fam = families
+            .get_mut(&s.name)
+            .unwrap_or_else(|| panic!("sample {} has no family", s.name));
+        fam.labels.extend(s.labels.keys().cloned());
+    }
+    families
+}
+
+/// Value of the sample `name` whose labels include all of `want`.
+pub fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && want
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+}
+
+/// The real scenario written by `scripts/scenario.sh up DIR` (`DIR/scenario.json`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Scenario {
+    pub dir: PathBuf,
+    pub bucket: String,
+    pub destination_path: String,
+    pub s3: S3Info,
+    pub servers: Vec<String>,
+    pub orphan_servers: Vec<String>,
+    pub postgres: PgInfo,
+    pub barman_bin: PathBuf,
+    pub scripts_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Info {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PgInfo {
+    pub server: String,
+    pub url: String,
+    pub superuser_url: String,
+    pub data_dir: PathBuf,
+    pub port: u16,
+}
+
+impl Scenario {
+    /// Loads the scenario named by `BCE_SCENARIO` (a `scenario.json`), which
+    /// `scripts/test.sh` sets after building it. Panics with instructions otherwise.
+    pub fn load() -> Self {
+        let path = std::env::var("BCE_SCENARIO").unwrap_or_else(|_| {
+            panic!(
+                "BCE_SCENARIO is not set: these tests need the real scenario; run scripts/test.sh \
+                 (or scripts/scenario.sh up DIR and BCE_SCENARIO=DIR/scenario.json cargo test)"
+            )
+        });
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Writes the access key files and returns an exporter config YAML for the scenario.
+    pub fn config_yaml(
+        &self,
+        dir: &Path,
+        interval: &str,
+        timeout: &str,
+        with_postgres: bool,
+    ) -> String {
+        let ak = dir.join("access_key_id");
+        let sk = dir.join("secret_access_key");
+        std::fs::write(&ak, &self.s3.access_key).unwrap();
+        std::fs::write(&sk, &self.s3.secret_key).unwrap();
+        let servers: Vec<String> = self.servers.iter().map(|s| format!("\"{s}\"")).collect();
+        let mut yaml = format!(
+            r#"interval: {interval}
+timeout: {timeout}
+targets:
+  - name: scenario
+    labels: {{namespace: demo, cluster: pg-main}}
+    destination_path: "{}"
+    endpoint_url: "{}"
+    region: "{}"
+    force_path_style: true
+    servers: [{}]
+    access_key_id_file: "{}"
+    secret_access_key_file: "{}"
+"#,
+            self.destination_path,
+            self.s3.endpoint,
+            self.s3.region,
+            servers.join(", "),
+            ak.display(),
+            sk.display()
+        );
+        if with_postgres {
+            yaml.push_str(&format!(
+                "    postgres:\n      url: \"{}\"\n      server: \"{}\"\n",
+                self.postgres.url, self.postgres.server
+            ));
+        }
+        yaml
+    }
+
+    /// Runs one of barman's cloud tools with the scenario's credentials and
+    /// endpoint, returning stdout; panics with stderr on failure.
+    pub fn barman(&self, tool: &str, args: &[&str]) -> String {
+        let out = Command::new(self.barman_bin.join(tool))
+            .args([
+                "--endpoint-url",
+                &self.s3.endpoint,
+                "--cloud-provider",
+                "aws-s3",
+            ])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &self.s3.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.s3.secret_key)
+            .env("AWS_DEFAULT_REGION", &self.s3.region)
+            .output()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `barman-cloud-backup-list --format json` for `server`: the `backups_list` array.
+    pub fn barman_backup_list(&self, server: &str) -> Vec<serde_json::Value> {
+        let out = self.barman(
+            "barman-cloud-backup-list",
+            &["--format", "json", &self.destination_path, server],
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v["backups_list"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// An S3 client for direct listings with the scenario's credentials.
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let creds = aws_sdk_s3::config::Credentials::new(
+            &self.s3.access_key,
+            &self.s3.secret_key,
+            None,
+            None,
+            "test",
+        );
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(self.s3.region.clone()))
+            .endpoint_url(&self.s3.endpoint)
+            .force_path_style(true)
+            .credentials_provider(creds)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// Every key and size under `prefix` (a direct listing, for comparison).
+    pub async fn list(&self, prefix: &str) -> Vec<(String, i64)> {
+        self.list_full(prefix)
+            .await
+            .into_iter()
+            .map(|(k, s, _)| (k, s))
+            .collect()
+    }
+
+    /// Every key, size and LastModified (Unix seconds) under `prefix`.
+    pub async fn list_full(&self, prefix: &str) -> Vec<(String, i64, f64)> {
+        let client = self.s3_client().await;
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            for o in page.unwrap().contents() {
+                out.push((
+                    o.key().unwrap().to_string(),
+                    o.size().unwrap_or(0),
+                    o.last_modified().unwrap().as_secs_f64(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// The key prefix (inside the bucket) of a server: `<path>/<server>/`.
+    pub fn server_prefix(&self, server: &str) -> String {
+        let (_, prefix) =
+            barman_cloud_exporter::config::parse_destination(&self.destination_path).unwrap();
+        format!("{prefix}{server}/")
+    }
+}
+
+/// An exporter running in-process on 127.0.0.1:0.
+pub struct Exporter {
+    pub base: String,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Exporter {
+    /// Starts the exporter with the config YAML produced by `yaml(dir)`.
+    pub async fn start(yaml: impl FnOnce(&Path) -> String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let text = yaml(dir.path());
+        let config =
+            Config::from_figment(figment::Figment::new().merge(Yaml::string(&text))).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(barman_cloud_exporter::run(
+            config,
+            listener,
+            "/metrics".into(),
+            shutdown.clone(),
+        ));
+        Self {
+            base,
+            shutdown,
+            handle,
+            _dir: dir,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let resp = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    /// Waits until `/readyz` answers 200 (first collection of every target done).
+    pub async fn wait_ready(&self, within: Duration) {
+        let start = Instant::now();
+        while self.get("/readyz").await.0 != 200 {
+            assert!(
+                start.elapsed() < within,
+                "exporter not ready within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("exporter did not stop within 10 s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Unix seconds of an ISO-8601 / barman time string.
+pub fn unix(s: &str) -> f64 {
+    let t = barman_cloud_exporter::catalog::backup_info::parse_time(s)
+        .unwrap_or_else(|| panic!("bad time {s}"));
+    t.timestamp_micros() as f64 / 1e6
+}
