@@ -42,13 +42,18 @@ step "building the real scenario in $dir"
 scripts/scenario.sh up "$dir" >/dev/null
 export BCE_SCENARIO="$dir/scenario.json"
 
-results="$dir/test-results.txt"
-: > "$results"
+results="$(mktemp /tmp/bce-test-results.XXXXXX)"
+rc=0
 step "unit and integration tests"
 cargo test --locked -- --skip disruptive_ 2>&1 | tee -a "$results"
 step "disruptive integration tests (stop and restart SeaweedFS)"
 cargo test --locked --tests -- disruptive_ --test-threads=1 2>&1 | tee -a "$results"
-step "done"
+step "tearing down the scenario"
+trap - EXIT
+scripts/scenario.sh down "$dir"
+[[ -n "${BCE_TEST_DIR:-}" ]] || rm -rf "$dir"
 # One closing line over every test binary: "N passed, N failed".
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$results"
+     END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$results" || rc=$?
+rm -f "$results"
+exit $rc

@@ -49,7 +49,7 @@ async fn hung_endpoints_hit_the_deadline_and_are_disconnected() {
         format!(
             r#"
 interval: 1h
-timeout: 2s
+timeout: 5s
 targets:
   - name: hung
     destination_path: s3://bucket/path
@@ -72,7 +72,7 @@ targets:
     })
     .await;
     let start = Instant::now();
-    exporter.wait_ready(Duration::from_secs(15)).await;
+    exporter.wait_ready(Duration::from_secs(20)).await;
     let ready_after = start.elapsed();
     let (_, body) = exporter.get("/metrics").await;
     let s = samples(&body);
@@ -102,12 +102,12 @@ targets:
         )
         .unwrap();
         assert!(
-            (1.9..3.0).contains(&took),
-            "{collector} took {took}s with a 2s timeout"
+            (4.9..6.0).contains(&took),
+            "{collector} took {took}s with a 5s timeout"
         );
     }
     assert!(
-        ready_after < Duration::from_secs(5),
+        ready_after < Duration::from_secs(8),
         "ready after {ready_after:?}"
     );
     assert!(s3_accepted.load(Ordering::SeqCst) >= 1 && pg_accepted.load(Ordering::SeqCst) >= 1);
@@ -139,7 +139,8 @@ targets:
         &[refused_t, ("collector", "s3")],
     )
     .unwrap();
-    assert!(took < 1.9, "refused target took {took}s");
+    // SDK retries with backoff (3 attempts) take at most ~3 s; never the hung target's 5 s.
+    assert!(took < 4.5, "refused target took {took}s");
     // A scrape during all this is immediate.
     let t = Instant::now();
     exporter.get("/metrics").await;

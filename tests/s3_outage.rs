@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,6 +77,7 @@ async fn disruptive_s3_outage_keeps_last_good_values_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, sc.config_yaml(dir.path(), "1s", "3s", false)).unwrap();
+    let log_path = dir.path().join("exporter.log");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = Running(
@@ -86,7 +86,7 @@ async fn disruptive_s3_outage_keeps_last_good_values_and_recovers() {
             .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
             .args(["--log.format", "json", "--log.level", "debug"])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -178,14 +178,7 @@ async fn disruptive_s3_outage_keeps_last_good_values_and_recovers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(code.success(), "exit status {code}");
-    let mut logs = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         logs.contains("keeping the last good values"),
         "the outage is logged"
