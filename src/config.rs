@@ -104,6 +104,26 @@ pub struct Target {
     /// The PostgreSQL cluster archiving here, for `pg_stat_archiver`.
     #[serde(default)]
     pub postgres: Option<Postgres>,
+    /// The ObjectStore's `retentionPolicy` (`^[1-9][0-9]*[dwm]$`, e.g. `3d`):
+    /// enables the simulation of `barman-cloud-backup-delete --retention-policy
+    /// "RECOVERY WINDOW OF …"` (obsolete backups, reclaimable bytes).
+    #[serde(default)]
+    pub retention_policy: Option<String>,
+    /// A server prefix with no DONE backup and no WAL newer than this is
+    /// orphaned even when `servers` is not given. Default 7d.
+    #[serde(default = "default_orphan_after", deserialize_with = "duration")]
+    pub orphan_after: Duration,
+    /// A STARTED backup older than this counts as stuck. Default 24h.
+    #[serde(default = "default_stuck_after", deserialize_with = "duration")]
+    pub stuck_after: Duration,
+}
+
+fn default_orphan_after() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+
+fn default_stuck_after() -> Duration {
+    Duration::from_secs(86_400)
 }
 
 impl Target {
@@ -112,6 +132,13 @@ impl Target {
     /// (`urlparse(url).path.lstrip("/")`).
     pub fn bucket_and_prefix(&self) -> Option<(String, String)> {
         parse_destination(&self.destination_path)
+    }
+
+    /// The parsed `retention_policy` (validated at load).
+    pub fn retention(&self) -> Option<crate::catalog::retention::RetentionPolicy> {
+        self.retention_policy
+            .as_deref()
+            .and_then(crate::catalog::retention::RetentionPolicy::parse)
     }
 }
 
@@ -179,11 +206,8 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     }
     match Raw::deserialize(d)? {
         Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {t:?}: {e} (use e.g. 30s, 5m, 1h)"
-            ))
-        }),
+        Raw::Text(t) => humantime::parse_duration(t.trim())
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {t:?}: {e} (use e.g. 30s, 5m, 1h)"))),
     }
 }
 
@@ -213,9 +237,7 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        let config: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -263,9 +285,7 @@ impl Config {
             if let Some(url) = &t.endpoint_url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
-                errs.push(format!(
-                    "{k}.endpoint_url: {url:?} must start with http:// or https://"
-                ));
+                errs.push(format!("{k}.endpoint_url: {url:?} must start with http:// or https://"));
             }
             if t.access_key_id_file.is_some() != t.secret_access_key_file.is_some() {
                 errs.push(format!(
@@ -279,14 +299,17 @@ impl Config {
                     "{k}.servers: a serverName must be non-empty and contain no '/'"
                 ));
             }
+            if let Some(p) = &t.retention_policy
+                && crate::catalog::retention::RetentionPolicy::parse(p).is_none()
+            {
+                errs.push(format!(
+                    "{k}.retention_policy: {p:?} must match ^[1-9][0-9]*[dwm]$ (e.g. 3d, 2w, 1m)"
+                ));
+            }
             if let Some(pg) = &t.postgres {
                 match (&pg.url, &pg.url_file) {
-                    (None, None) => {
-                        errs.push(format!("{k}.postgres: one of url or url_file is required"))
-                    }
-                    (Some(_), Some(_)) => errs.push(format!(
-                        "{k}.postgres: url and url_file are mutually exclusive"
-                    )),
+                    (None, None) => errs.push(format!("{k}.postgres: one of url or url_file is required")),
+                    (Some(_), Some(_)) => errs.push(format!("{k}.postgres: url and url_file are mutually exclusive")),
                     (Some(url), None) => {
                         if let Err(e) = crate::source::postgres::PgTarget::parse(url.expose()) {
                             errs.push(format!("{k}.postgres.url: {e}"));
@@ -382,14 +405,8 @@ targets:
     fn defaults_apply() {
         Jail::expect_with(|jail| {
             let c = load(jail, "targets: [{name: a, destination_path: 's3://b'}]").unwrap();
-            assert_eq!(
-                (c.interval, c.timeout),
-                (default_interval(), default_timeout())
-            );
-            assert_eq!(
-                c.targets[0].bucket_and_prefix().unwrap(),
-                ("b".into(), String::new())
-            );
+            assert_eq!((c.interval, c.timeout), (default_interval(), default_timeout()));
+            assert_eq!(c.targets[0].bucket_and_prefix().unwrap(), ("b".into(), String::new()));
             Ok(())
         });
     }
@@ -397,13 +414,9 @@ targets:
     #[test]
     fn errors_name_the_key() {
         Jail::expect_with(|jail| {
-            let e = load(jail, "intervall: 1m\ntargets: []")
-                .unwrap_err()
-                .to_string();
+            let e = load(jail, "intervall: 1m\ntargets: []").unwrap_err().to_string();
             assert!(e.contains("intervall"), "{e}");
-            let e = load(jail, "interval: soon\ntargets: []")
-                .unwrap_err()
-                .to_string();
+            let e = load(jail, "interval: soon\ntargets: []").unwrap_err().to_string();
             assert!(e.contains("interval") && e.contains("soon"), "{e}");
             let e = load(
                 jail,
@@ -413,6 +426,7 @@ targets:
   - {name: a, destination_path: "s3://b", endpoint_url: "ftp://e", access_key_id_file: /k}
   - {name: c, destination_path: "s3://b", postgres: {server: x}}
   - {name: d, destination_path: "s3://b", postgres: {url: "postgresql://h/db?sslmode=bogus"}}
+  - {name: e, destination_path: "s3://b", retention_policy: 3 days}
 "#,
             )
             .unwrap_err()
@@ -426,6 +440,7 @@ targets:
                 "targets[1]: access_key_id_file",
                 "targets[2].postgres: one of url or url_file",
                 "targets[3].postgres.url",
+                "targets[4].retention_policy",
             ] {
                 assert!(e.contains(needle), "missing {needle:?} in {e}");
             }

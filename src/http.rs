@@ -42,10 +42,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let om = metrics::render_openmetrics(&state.store);
     if accept.contains("text/plain") && !accept.contains("application/openmetrics-text") {
         (
@@ -129,10 +126,7 @@ fn esc(s: &str) -> String {
 
 fn time(t: Option<f64>) -> String {
     t.and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
-        .map_or_else(
-            || "–".into(),
-            |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        )
+        .map_or_else(|| "–".into(), |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
 fn state_cell<T>(c: &CollectorState<T>) -> String {
@@ -243,9 +237,9 @@ mod tests {
     use tower::ServiceExt;
 
     fn state() -> AppState {
-        let config = Config::from_figment(figment::Figment::new().merge(Yaml::string(
-            "targets: [{name: \"a<b\", destination_path: 's3://b/p'}]",
-        )))
+        let config = Config::from_figment(
+            figment::Figment::new().merge(Yaml::string("targets: [{name: \"a<b\", destination_path: 's3://b/p'}]")),
+        )
         .unwrap();
         AppState {
             store: Arc::new(Store::new(&config)),
@@ -253,19 +247,12 @@ mod tests {
         }
     }
 
-    async fn get(
-        state: AppState,
-        path: &str,
-        accept: Option<&str>,
-    ) -> (StatusCode, String, String) {
+    async fn get(state: AppState, path: &str, accept: Option<&str>) -> (StatusCode, String, String) {
         let mut req = Request::get(path);
         if let Some(a) = accept {
             req = req.header(header::ACCEPT, a);
         }
-        let resp = router(state)
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = router(state).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
         let status = resp.status();
         let ct = resp
             .headers()
@@ -282,10 +269,7 @@ mod tests {
         assert_eq!((s, ct.as_str()), (StatusCode::OK, OPENMETRICS_CONTENT_TYPE));
         assert!(body.ends_with("# EOF\n"));
         let prom = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
-        assert_eq!(
-            get(state(), "/metrics", Some(prom)).await.1,
-            OPENMETRICS_CONTENT_TYPE
-        );
+        assert_eq!(get(state(), "/metrics", Some(prom)).await.1, OPENMETRICS_CONTENT_TYPE);
         let (_, ct, body) = get(state(), "/metrics", Some("text/plain")).await;
         assert_eq!(ct, TEXT_CONTENT_TYPE);
         assert!(!body.contains("# EOF"));
@@ -299,9 +283,7 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(get(st.clone(), "/healthz", None).await.0, StatusCode::OK);
-        st.store.targets[0].publish(|t| {
-            t.s3.record(Err(("connect", "x".into())), Default::default())
-        });
+        st.store.targets[0].publish(|t| t.s3.record(Err(("connect", "x".into())), Default::default()));
         assert_eq!(get(st.clone(), "/readyz", None).await.0, StatusCode::OK);
         let (_, _, json) = get(st.clone(), "/api/status", None).await;
         let v: Value = serde_json::from_str(&json).unwrap();

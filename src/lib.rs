@@ -63,19 +63,13 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, targets = config.targets.len(), "serving metrics on http://{addr}{telemetry_path}");
     }
-    let app = http::router(http::AppState {
-        store,
-        telemetry_path,
-    });
+    let app = http::router(http::AppState { store, telemetry_path });
     let stop = shutdown.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
     shutdown.cancel();
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         warn!("collections still running after {SHUTDOWN_GRACE:?}; aborting them");
         tasks.shutdown().await;

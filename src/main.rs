@@ -51,8 +51,7 @@ enum LogFormat {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("invalid --log.level")?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("invalid --log.level")?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -60,8 +59,8 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
     }
-    let config = Config::load(&cli.config_file)
-        .with_context(|| format!("config file {}", cli.config_file.display()))?;
+    let config =
+        Config::load(&cli.config_file).with_context(|| format!("config file {}", cli.config_file.display()))?;
     if matches!(cli.command, Some(Command::CheckConfig)) {
         println!(
             "{}: valid, {} target(s)",
@@ -88,8 +87,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         } else {
             std::future::pending::<()>().await;

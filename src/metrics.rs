@@ -18,12 +18,12 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::catalog::analysis::ServerSummary;
 use crate::catalog::key::WalKind;
+use crate::catalog::retention::LeftoverReason;
 use crate::snapshot::{Store, TargetSlot, TargetSnapshot};
 use crate::source::s3::RequestCounts;
 
 /// Content type of the OpenMetrics exposition.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of the classic Prometheus text exposition.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -98,11 +98,7 @@ struct Family {
 }
 
 const fn fam(name: &'static str, help: &'static str) -> Family {
-    Family {
-        name,
-        help,
-        unit: None,
-    }
+    Family { name, help, unit: None }
 }
 
 const fn secs(name: &'static str, help: &'static str) -> Family {
@@ -168,10 +164,7 @@ const SERVER_GAUGES: &[(Family, ServerValue)] = &[
         |s| Some(s.base.bytes as f64),
     ),
     (
-        fam(
-            "barman_cloud_base_objects",
-            "Number of objects under base/.",
-        ),
+        fam("barman_cloud_base_objects", "Number of objects under base/."),
         |s| Some(s.base.objects as f64),
     ),
     (
@@ -187,6 +180,80 @@ const SERVER_GAUGES: &[(Family, ServerValue)] = &[
             "1 when the target lists its servers and this server prefix is not one of them.",
         ),
         |s| Some(f64::from(u8::from(s.orphaned))),
+    ),
+];
+
+/// Per-server gauges of the catalogue-truth analysis (continuity, retention, cadence).
+const ANALYSIS_GAUGES: &[(Family, ServerValue)] = &[
+    (
+        fam(
+            "barman_cloud_wal_missing_segments",
+            "WAL segments missing between the oldest DONE backup's begin_wal and the newest archived segment, following timelines through .history files (.partial never counts). Above 0, point-in-time recovery to the newest WAL is broken.",
+        ),
+        |s| s.continuity.as_ref().and_then(|c| c.missing_segments).map(|m| m as f64),
+    ),
+    (
+        fam(
+            "barman_cloud_backups_restorable",
+            "DONE backups whose WAL from begin_wal to the newest archived segment is all present.",
+        ),
+        |s| Some(s.continuity.as_ref().map_or(0, |c| c.restorable.len()) as f64),
+    ),
+    (
+        fam(
+            "barman_cloud_wal_timeline",
+            "Newest timeline with an archived WAL segment.",
+        ),
+        |s| s.continuity.as_ref().map(|c| f64::from(c.timeline)),
+    ),
+    (
+        bytes(
+            "barman_cloud_wal_archived_lsn",
+            "End LSN of the newest archived segment on the newest timeline, as a byte position.",
+        ),
+        |s| s.continuity.as_ref().map(|c| c.archived_lsn as f64),
+    ),
+    (
+        secs(
+            "barman_cloud_recovery_window_end_timestamp",
+            "Newest point reachable from the oldest DONE backup without a WAL gap: LastModified of the last segment of the unbroken chain, Unix seconds.",
+        ),
+        |s| s.continuity.as_ref().and_then(|c| c.recovery_window_end),
+    ),
+    (
+        fam(
+            "barman_cloud_retention_obsolete_backups",
+            "Backups the target's retention_policy (RECOVERY WINDOW) marks OBSOLETE: what barman-cloud-backup-delete would delete now.",
+        ),
+        |s| s.retention.as_ref().map(|r| r.obsolete_backups.len() as f64),
+    ),
+    (
+        bytes(
+            "barman_cloud_retention_reclaimable",
+            "Bytes barman-cloud-backup-delete with the target's retention_policy would delete now (obsolete backups' tars and backup.info plus WAL), bytes.",
+        ),
+        |s| s.retention.as_ref().map(|r| r.reclaimable_bytes as f64),
+    ),
+    (
+        fam(
+            "barman_cloud_backups_stuck",
+            "STARTED backups older than stuck_after (crashed or hung barman-cloud-backup).",
+        ),
+        |s| Some(s.stuck as f64),
+    ),
+    (
+        secs(
+            "barman_cloud_backup_interval",
+            "Median gap between the begin times of the newest DONE backups (up to 7), seconds. 3600 for a schedule meant daily means a 5-field cron read as 6-field.",
+        ),
+        |s| s.interval_seconds,
+    ),
+    (
+        fam(
+            "barman_cloud_server_systems",
+            "Distinct PostgreSQL system identifiers among the server's backups; above 1, two clusters write to one serverName.",
+        ),
+        |s| Some(s.systems as f64),
     ),
 ];
 
@@ -227,9 +294,7 @@ impl View {
         enc: &mut DescriptorEncoder,
         f: &Family,
         kind: MetricType,
-        samples: impl Fn(
-            &mut dyn FnMut(&Labels, f64) -> Result<(), std::fmt::Error>,
-        ) -> Result<(), std::fmt::Error>,
+        samples: impl Fn(&mut dyn FnMut(&Labels, f64) -> Result<(), std::fmt::Error>) -> Result<(), std::fmt::Error>,
     ) -> Result<(), std::fmt::Error> {
         let help = self.help(f.help);
         let mut m = enc.encode_descriptor(f.name, &help, f.unit.as_ref(), kind)?;
@@ -247,19 +312,12 @@ impl View {
     }
 }
 
-fn encode_value(
-    m: &mut MetricEncoder,
-    labels: &Labels,
-    kind: MetricType,
-    value: f64,
-) -> Result<(), std::fmt::Error> {
+fn encode_value(m: &mut MetricEncoder, labels: &Labels, kind: MetricType, value: f64) -> Result<(), std::fmt::Error> {
     let mut fm = m.encode_family(labels)?;
     // Integral values (counts, bytes, whole seconds) are written as integers.
     let integral = value.fract() == 0.0 && value.abs() < 9.0e15;
     match (kind, integral) {
-        (MetricType::Counter, true) => {
-            fm.encode_counter::<NoLabelSet, _, u64>(&(value.max(0.0) as u64), None)
-        }
+        (MetricType::Counter, true) => fm.encode_counter::<NoLabelSet, _, u64>(&(value.max(0.0) as u64), None),
         (MetricType::Counter, false) => fm.encode_counter::<NoLabelSet, _, f64>(&value, None),
         (_, true) => fm.encode_gauge(&(value as i64)),
         (_, false) => fm.encode_gauge(&value),
@@ -294,7 +352,7 @@ impl Collector for View {
                 Ok(())
             },
         )?;
-        for (f, value) in SERVER_GAUGES {
+        for (f, value) in SERVER_GAUGES.iter().chain(ANALYSIS_GAUGES) {
             self.family(&mut enc, f, gauge, |emit| {
                 for (slot, s) in self.servers() {
                     if let Some(v) = value(s) {
@@ -330,13 +388,35 @@ impl Collector for View {
                 for (slot, s) in self.servers() {
                     for kind in WalKind::ALL {
                         let extra = [("server", s.name.as_str()), ("kind", kind.as_str())];
-                        emit(
-                            &Labels {
-                                slot,
-                                extra: &extra,
-                            },
-                            pick(s.wal_usage(kind)) as f64,
-                        )?;
+                        emit(&Labels { slot, extra: &extra }, pick(s.wal_usage(kind)) as f64)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        for (f, pick) in [
+            (
+                fam(
+                    "barman_cloud_wal_before_first_backup_objects",
+                    "WAL objects older than what the oldest DONE backup needs, by why they survive: unprotected (retention should have deleted them), failed_or_started_backup, keep_annotation (keep:standalone range), history.",
+                ),
+                (|u: crate::catalog::Usage| u.objects) as fn(crate::catalog::Usage) -> u64,
+            ),
+            (
+                bytes(
+                    "barman_cloud_wal_before_first_backup",
+                    "Bytes of WAL objects older than what the oldest DONE backup needs, by reason, bytes.",
+                ),
+                |u| u.bytes,
+            ),
+        ] {
+            self.family(&mut enc, &f, gauge, |emit| {
+                for (slot, s) in self.servers() {
+                    for reason in LeftoverReason::ALL {
+                        if let Some(u) = s.leftover(reason) {
+                            let extra = [("server", s.name.as_str()), ("reason", reason.as_str())];
+                            emit(&Labels { slot, extra: &extra }, pick(u) as f64)?;
+                        }
                     }
                 }
                 Ok(())
@@ -344,7 +424,14 @@ impl Collector for View {
         }
         // --- per target ---
         type TargetValue = fn(&crate::catalog::analysis::TargetSummary) -> f64;
-        let target_gauges: [(Family, TargetValue); 3] = [
+        let target_gauges: [(Family, TargetValue); 4] = [
+            (
+                bytes(
+                    "barman_cloud_orphan",
+                    "Bytes stored under orphaned server prefixes, bytes.",
+                ),
+                |t| t.orphan_bytes as f64,
+            ),
             (
                 fam(
                     "barman_cloud_orphan_servers",
@@ -386,7 +473,15 @@ type PgValue = fn(&crate::source::postgres::ArchiverStatus) -> Option<f64>;
 
 impl View {
     fn encode_postgres(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let pg: [(Family, MetricType, PgValue); 6] = [
+        let pg: [(Family, MetricType, PgValue); 7] = [
+            (
+                fam(
+                    "barman_cloud_pg_archiver_pending_segments",
+                    "Full WAL segments between pg_stat_archiver.last_archived_wal and the segment being written (primary only).",
+                ),
+                MetricType::Gauge,
+                |a| a.pending_segments().map(|p| p as f64),
+            ),
             (
                 fam(
                     "barman_cloud_pg_archiver_archived",
@@ -455,6 +550,27 @@ impl View {
                 Ok(())
             })?;
         }
+        self.family(
+            enc,
+            &fam(
+                "barman_cloud_pg_archiver_last_archived_wal_in_storage",
+                "1 if the WAL file pg_stat_archiver.last_archived_wal names exists in the bucket under the configured server, else 0. 0 means archiving goes to another bucket or serverName.",
+            ),
+            MetricType::Gauge,
+            |emit| {
+                for (slot, snap, _) in &self.targets {
+                    let pg = snap.postgres.as_ref().and_then(|p| p.last_good.as_ref());
+                    let (Some(pg), Some(s3)) = (pg, snap.s3.last_good.as_ref()) else { continue };
+                    let (Some(name), Some(server)) = (pg.last_archived_wal.as_deref(), slot.postgres_server.as_deref())
+                    else {
+                        continue;
+                    };
+                    let found = s3.servers.iter().any(|s| s.name == server && s.has_wal(name));
+                    emit(&Labels { slot, extra: &[("server", server)] }, f64::from(u8::from(found)))?;
+                }
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -527,13 +643,7 @@ impl View {
                     for (collector, errors) in [("s3", Some(&snap.s3.errors)), ("postgres", pg)] {
                         for (reason, n) in errors.into_iter().flatten() {
                             let extra = [("collector", collector), ("reason", *reason)];
-                            emit(
-                                &Labels {
-                                    slot,
-                                    extra: &extra,
-                                },
-                                *n as f64,
-                            )?;
+                            emit(&Labels { slot, extra: &extra }, *n as f64)?;
                         }
                     }
                 }
@@ -563,8 +673,7 @@ impl View {
             },
         )?;
         let help = self.help("Version and git revision of the exporter.");
-        let mut m =
-            enc.encode_descriptor("barman_cloud_exporter_build", &help, None, MetricType::Info)?;
+        let mut m = enc.encode_descriptor("barman_cloud_exporter_build", &help, None, MetricType::Info)?;
         m.encode_info(&[("version", VERSION), ("revision", REVISION)])
     }
 }
@@ -625,6 +734,7 @@ targets:
             "0000000100000000/000000010000000000000001.gz",
             10,
             Some(100.0),
+            &Default::default(),
         );
         let orphan = ServerCatalog {
             name: "pg-old".into(),
@@ -635,7 +745,13 @@ targets:
                 servers: vec![s, orphan],
                 loose: Default::default(),
             },
-            Some(&["pg-main".to_string()]),
+            &crate::catalog::analysis::AnalysisOptions {
+                servers: Some(&["pg-main".to_string()]),
+                orphan_after: 7.0 * 86_400.0,
+                stuck_after: 86_400.0,
+                retention: true,
+                now: 1000.0,
+            },
         );
         store.targets[0].publish(|t| {
             t.s3.record(Ok(summary), Duration::from_millis(1500));
@@ -667,19 +783,14 @@ targets:
             r#"barman_cloud_collector_duration_seconds{target="t1",namespace="ns",collector="s3"} 1.5"#,
             r#"barman_cloud_collector_errors_total{target="t1",namespace="ns",collector="postgres",reason="connect"} 1"#,
         ] {
-            assert!(
-                lines.lines().any(|l| l == expected),
-                "missing {expected}\n{om}"
-            );
+            assert!(lines.lines().any(|l| l == expected), "missing {expected}\n{om}");
         }
         assert!(om.contains("# UNIT barman_cloud_wal_bytes bytes"));
         assert!(om.contains("Cached; refreshed every 5m."));
         assert!(om.ends_with("# EOF\n"));
         // no data for a collector that never succeeded
         assert!(!om.contains("barman_cloud_pg_in_recovery{"));
-        assert!(om.contains(&format!(
-            r#"barman_cloud_exporter_build_info{{version="{VERSION}""#
-        )));
+        assert!(om.contains(&format!(r#"barman_cloud_exporter_build_info{{version="{VERSION}""#)));
     }
 
     #[test]

@@ -14,11 +14,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::catalog::analysis::{TargetSummary, summarize_target};
+use crate::catalog::analysis::{AnalysisOptions, TargetSummary, summarize_target};
 use crate::config::Target;
 use crate::snapshot::TargetSlot;
+use crate::snapshot::unix_now;
 use crate::source::postgres::{ArchiverStatus, PgError, PgErrorReason, PgTarget};
-use crate::source::s3::S3Source;
+use crate::source::s3::{S3Source, WalkOptions};
 
 /// A collector outcome as recorded in the snapshot: data, or `(reason, message)`.
 type Outcome<T> = Result<T, (&'static str, String)>;
@@ -44,13 +45,10 @@ pub async fn run_target(
             let start = Instant::now();
             let outcome: Outcome<TargetSummary> = match &s3 {
                 Err(e) => Err(("other", e.to_string())),
-                Ok(source) => match tokio::time::timeout_at(deadline, source.walk()).await {
-                    Ok(Ok(catalog)) => Ok(summarize_target(&catalog, target.servers.as_deref())),
+                Ok(source) => match tokio::time::timeout_at(deadline, source.walk(walk_options(&target))).await {
+                    Ok(Ok(catalog)) => Ok(summarize_target(&catalog, &analysis_options(&target))),
                     Ok(Err(e)) => Err((e.reason().as_str(), e.to_string())),
-                    Err(_) => Err((
-                        "timeout",
-                        format!("S3 walk did not finish within {}", fmt(timeout)),
-                    )),
+                    Err(_) => Err(("timeout", format!("S3 walk did not finish within {}", fmt(timeout)))),
                 },
             };
             (outcome, start.elapsed())
@@ -63,10 +61,7 @@ pub async fn run_target(
                 Ok(Err(e)) => Err((e.reason.as_str(), e.message)),
                 Err(_) => Err((
                     PgErrorReason::Timeout.as_str(),
-                    format!(
-                        "PostgreSQL collection did not finish within {}",
-                        fmt(timeout)
-                    ),
+                    format!("PostgreSQL collection did not finish within {}", fmt(timeout)),
                 )),
             };
             Some((outcome, start.elapsed()))
@@ -87,6 +82,23 @@ pub async fn run_target(
         });
     }
     debug!(target_name = %slot.name, "collection loop stopped");
+}
+
+fn walk_options(target: &Target) -> WalkOptions {
+    WalkOptions {
+        retention: target.retention(),
+        now: unix_now(),
+    }
+}
+
+fn analysis_options(target: &Target) -> AnalysisOptions<'_> {
+    AnalysisOptions {
+        servers: target.servers.as_deref(),
+        orphan_after: target.orphan_after.as_secs_f64(),
+        stuck_after: target.stuck_after.as_secs_f64(),
+        retention: target.retention_policy.is_some(),
+        now: unix_now(),
+    }
 }
 
 async fn collect_postgres(pg: &crate::config::Postgres) -> Result<ArchiverStatus, PgError> {

@@ -156,18 +156,10 @@ impl Store {
 fn slot(t: &Target) -> TargetSlot {
     TargetSlot {
         name: t.name.clone(),
-        labels: t
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        labels: t.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         destination_path: t.destination_path.clone(),
         endpoint: t.endpoint_url.clone().unwrap_or_else(|| "AWS".into()),
-        postgres_server: t
-            .postgres
-            .as_ref()
-            .and_then(|p| p.server_name(t))
-            .map(str::to_string),
+        postgres_server: t.postgres.as_ref().and_then(|p| p.server_name(t)).map(str::to_string),
         requests: Arc::new(RequestCounter::default()),
         current: RwLock::new(Arc::new(TargetSnapshot {
             s3: CollectorState::default(),

@@ -79,11 +79,7 @@ targets:
     let hung = ("target", "hung");
     for collector in ["s3", "postgres"] {
         assert_eq!(
-            value(
-                &s,
-                "barman_cloud_collector_up",
-                &[hung, ("collector", collector)]
-            ),
+            value(&s, "barman_cloud_collector_up", &[hung, ("collector", collector)]),
             Some(0.0)
         );
         assert_eq!(
@@ -101,15 +97,9 @@ targets:
             &[hung, ("collector", collector)],
         )
         .unwrap();
-        assert!(
-            (4.9..6.0).contains(&took),
-            "{collector} took {took}s with a 5s timeout"
-        );
+        assert!((4.9..6.0).contains(&took), "{collector} took {took}s with a 5s timeout");
     }
-    assert!(
-        ready_after < Duration::from_secs(8),
-        "ready after {ready_after:?}"
-    );
+    assert!(ready_after < Duration::from_secs(8), "ready after {ready_after:?}");
     assert!(s3_accepted.load(Ordering::SeqCst) >= 1 && pg_accepted.load(Ordering::SeqCst) >= 1);
     // The aborted collections closed their connections: nothing was detached.
     let deadline = Instant::now() + Duration::from_secs(3);

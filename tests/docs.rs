@@ -34,13 +34,20 @@ targets:
         name: "pg-main".into(),
         ..Default::default()
     };
-    server
-        .wal
-        .add("0000000100000000/000000010000000000000001.gz", 1, Some(1.0));
+    server.wal.add(
+        "0000000100000000/000000010000000000000001.gz",
+        1,
+        Some(1.0),
+        &Default::default(),
+    );
     for (id, info) in [
         (
             "20251101T020000",
-            "status=DONE\nbegin_time=2025-11-01 02:00:00+00:00\nend_time=2025-11-01 02:10:00+00:00\n",
+            "status=DONE\nbegin_time=2025-11-01 02:00:00+00:00\nend_time=2025-11-01 02:10:00+00:00\ntimeline=1\nbegin_wal=000000010000000000000001\nend_wal=000000010000000000000001\n",
+        ),
+        (
+            "20251101T030000",
+            "status=DONE\nbegin_time=2025-11-01 03:00:00+00:00\nend_time=2025-11-01 03:10:00+00:00\ntimeline=1\nbegin_wal=000000010000000000000001\nend_wal=000000010000000000000001\n",
         ),
         (
             "20251102T020000",
@@ -48,6 +55,8 @@ targets:
         ),
     ] {
         server.backups.push(BackupDir {
+            barman_bytes: 0,
+            keep: None,
             id: id.into(),
             objects: 2,
             bytes: 10,
@@ -59,7 +68,13 @@ targets:
             servers: vec![server],
             loose: Default::default(),
         },
-        Some(&["pg-main".into()]),
+        &barman_cloud_exporter::catalog::analysis::AnalysisOptions {
+            servers: Some(&["pg-main".into()]),
+            orphan_after: 7.0 * 86_400.0,
+            stuck_after: 86_400.0,
+            retention: true,
+            now: 1.0e9,
+        },
     );
     store.targets[0].publish(|t| {
         t.s3.record(Err(("timeout", "x".into())), Duration::from_secs(1));
@@ -68,7 +83,7 @@ targets:
         pg.record(
             Ok(ArchiverStatus {
                 archived_count: 1,
-                last_archived_wal: None,
+                last_archived_wal: Some("000000010000000000000001".into()),
                 last_archived_time: Some(1.0),
                 failed_count: 0,
                 last_failed_wal: None,
@@ -76,7 +91,8 @@ targets:
                 stats_reset: None,
                 in_recovery: false,
                 current_wal_lsn: Some(1),
-                current_wal_file: None,
+                current_wal_file: Some("000000010000000000000003".into()),
+                wal_segment_size: Some(16 << 20),
             }),
             Duration::from_secs(1),
         );

@@ -27,8 +27,7 @@ fn kind_of(rest: &str) -> &'static str {
         "partial"
     } else if base.ends_with(".backup") {
         "backup_label"
-    } else if base.len() == 24 && base.chars().all(|c| c.is_ascii_hexdigit()) && rest.contains('/')
-    {
+    } else if base.len() == 24 && base.chars().all(|c| c.is_ascii_hexdigit()) && rest.contains('/') {
         "segment"
     } else {
         "other"
@@ -43,11 +42,7 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
     let (om, s) = scrape(&exporter).await;
     let t = [("target", "scenario")];
     assert_eq!(
-        value(
-            &s,
-            "barman_cloud_collector_up",
-            &[t[0], ("collector", "s3")]
-        ),
+        value(&s, "barman_cloud_collector_up", &[t[0], ("collector", "s3")]),
         Some(1.0),
         "{om}"
     );
@@ -68,11 +63,7 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
         let barman = sc.barman_backup_list(server);
         assert!(!barman.is_empty(), "scenario has backups for {server}");
         let count = |st: &str| barman.iter().filter(|b| b["status"] == st).count() as f64;
-        for (label, st) in [
-            ("done", "DONE"),
-            ("failed", "FAILED"),
-            ("started", "STARTED"),
-        ] {
+        for (label, st) in [("done", "DONE"), ("failed", "FAILED"), ("started", "STARTED")] {
             assert_eq!(
                 value(&s, "barman_cloud_backups", &l(&[("status", label)])),
                 Some(count(st)),
@@ -93,47 +84,35 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
         let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-3);
         assert!(
             close(
-                value(
-                    &s,
-                    "barman_cloud_backup_last_success_timestamp_seconds",
-                    &l(&[])
-                ),
+                value(&s, "barman_cloud_backup_last_success_timestamp_seconds", &l(&[])),
                 max
             ),
             "{server} last success"
         );
         assert!(
             close(
-                value(
-                    &s,
-                    "barman_cloud_first_recoverability_point_timestamp_seconds",
-                    &l(&[])
-                ),
+                value(&s, "barman_cloud_first_recoverability_point_timestamp_seconds", &l(&[])),
                 min
             ),
             "{server} first recoverability"
         );
         // per-backup status and end time, from the JSON status endpoint
-        let ours: BTreeMap<String, (String, Option<f64>)> =
-            status["targets"][0]["s3"]["data"]["servers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|x| x["name"] == server.as_str())
-                .unwrap()["backup_list"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|b| {
-                    (
-                        b["id"].as_str().unwrap().to_string(),
-                        (
-                            b["status"].as_str().unwrap().to_string(),
-                            b["end_time"].as_f64(),
-                        ),
-                    )
-                })
-                .collect();
+        let ours: BTreeMap<String, (String, Option<f64>)> = status["targets"][0]["s3"]["data"]["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == server.as_str())
+            .unwrap()["backup_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["id"].as_str().unwrap().to_string(),
+                    (b["status"].as_str().unwrap().to_string(), b["end_time"].as_f64()),
+                )
+            })
+            .collect();
         let theirs: BTreeMap<String, (String, Option<f64>)> = barman
             .iter()
             .map(|b| {
@@ -196,10 +175,7 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
             Some(newest_size as f64)
         );
         let mut by_kind: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-        for (k, sz) in listing
-            .iter()
-            .filter(|(k, _)| k.starts_with(&format!("{prefix}wals/")))
-        {
+        for (k, sz) in listing.iter().filter(|(k, _)| k.starts_with(&format!("{prefix}wals/"))) {
             let e = by_kind.entry(kind_of(&k[prefix.len() + 5..])).or_default();
             e.0 += 1.0;
             e.1 += *sz as f64;
@@ -217,19 +193,9 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
                 "{server} {kind}"
             );
         }
-        assert!(
-            by_kind["segment"].0 >= 3.0,
-            "{server} has archived segments"
-        );
-        let orphaned = if sc.orphan_servers.contains(server) {
-            1.0
-        } else {
-            0.0
-        };
-        assert_eq!(
-            value(&s, "barman_cloud_server_orphaned", &l(&[])),
-            Some(orphaned)
-        );
+        assert!(by_kind["segment"].0 >= 3.0, "{server} has archived segments");
+        let orphaned = if sc.orphan_servers.contains(server) { 1.0 } else { 0.0 };
+        assert_eq!(value(&s, "barman_cloud_server_orphaned", &l(&[])), Some(orphaned));
         let newest_segment = sc
             .list_full(&format!("{prefix}wals/"))
             .await
@@ -238,25 +204,14 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
             .map(|(_, _, t)| t)
             .fold(f64::MIN, f64::max);
         assert_eq!(
-            value(
-                &s,
-                "barman_cloud_wal_last_archived_timestamp_seconds",
-                &l(&[])
-            ),
+            value(&s, "barman_cloud_wal_last_archived_timestamp_seconds", &l(&[])),
             Some(newest_segment),
             "{server}"
         );
     }
     // The scenario's pg-main went through a promote: a .history and a .partial.
     let main = [("target", "scenario"), ("server", sc.servers[0].as_str())];
-    let wal = |kind| {
-        value(
-            &s,
-            "barman_cloud_wal_objects",
-            &[main[0], main[1], ("kind", kind)],
-        )
-        .unwrap()
-    };
+    let wal = |kind| value(&s, "barman_cloud_wal_objects", &[main[0], main[1], ("kind", kind)]).unwrap();
     assert!(wal("history") >= 1.0 && wal("partial") >= 1.0 && wal("backup_label") >= 2.0);
 
     assert_eq!(
@@ -269,10 +224,7 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
         total_objects,
         "only barman servers under the destination path"
     );
-    assert_eq!(
-        value(&s, "barman_cloud_storage_bytes", &t),
-        Some(total_bytes as f64)
-    );
+    assert_eq!(value(&s, "barman_cloud_storage_bytes", &t), Some(total_bytes as f64));
     assert_eq!(
         value(&s, "barman_cloud_storage_objects", &t),
         Some(total_objects as f64)
@@ -299,10 +251,7 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
     assert_eq!(
         s.iter()
             .filter(|x| x.name == "barman_cloud_s3_requests_total")
-            .filter(|x| !matches!(
-                x.labels["operation"].as_str(),
-                "ListObjectsV2" | "GetObject"
-            ))
+            .filter(|x| !matches!(x.labels["operation"].as_str(), "ListObjectsV2" | "GetObject"))
             .count(),
         0
     );
@@ -327,10 +276,7 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
     let (code, html) = exporter.get("/").await;
     assert_eq!(code, 200);
     for server in &all_servers {
-        assert!(
-            html.contains(server.as_str()),
-            "landing page lists {server}"
-        );
+        assert!(html.contains(server.as_str()), "landing page lists {server}");
     }
     exporter.stop().await;
 }
@@ -354,16 +300,9 @@ async fn postgres_metrics_equal_pg_stat_archiver() {
         )
         .await
         .unwrap();
-    let l = [
-        ("target", "scenario"),
-        ("server", sc.postgres.server.as_str()),
-    ];
+    let l = [("target", "scenario"), ("server", sc.postgres.server.as_str())];
     assert_eq!(
-        value(
-            &s,
-            "barman_cloud_collector_up",
-            &[l[0], ("collector", "postgres")]
-        ),
+        value(&s, "barman_cloud_collector_up", &[l[0], ("collector", "postgres")]),
         Some(1.0),
         "{om}"
     );
@@ -381,26 +320,15 @@ async fn postgres_metrics_equal_pg_stat_archiver() {
         (a, b) => a == b,
     };
     assert!(close(
-        value(
-            &s,
-            "barman_cloud_pg_archiver_last_archived_timestamp_seconds",
-            &l
-        ),
+        value(&s, "barman_cloud_pg_archiver_last_archived_timestamp_seconds", &l),
         row.get(2)
     ));
     assert!(close(
-        value(
-            &s,
-            "barman_cloud_pg_archiver_last_failed_timestamp_seconds",
-            &l
-        ),
+        value(&s, "barman_cloud_pg_archiver_last_failed_timestamp_seconds", &l),
         row.get(3)
     ));
     assert_eq!(value(&s, "barman_cloud_pg_in_recovery", &l), Some(0.0));
-    assert!(
-        !row.get::<_, bool>(4),
-        "the scenario's cluster is a primary"
-    );
+    assert!(!row.get::<_, bool>(4), "the scenario's cluster is a primary");
     // The WAL position only moves forward, and not by a whole segment while idle.
     let ours = value(&s, "barman_cloud_pg_current_wal_lsn_bytes", &l).unwrap();
     let now: f64 = row.get(5);
@@ -428,11 +356,7 @@ async fn unreachable_postgres_is_counted_and_does_not_hide_s3() {
     let (om, s) = scrape(&exporter).await;
     let t = ("target", "scenario");
     assert_eq!(
-        value(
-            &s,
-            "barman_cloud_collector_up",
-            &[t, ("collector", "postgres")]
-        ),
+        value(&s, "barman_cloud_collector_up", &[t, ("collector", "postgres")]),
         Some(0.0)
     );
     assert_eq!(
@@ -449,15 +373,9 @@ async fn unreachable_postgres_is_counted_and_does_not_hide_s3() {
         Some(1.0)
     );
     assert!(value(&s, "barman_cloud_backups", &[t, ("status", "done")]).is_some());
-    assert!(
-        !om.contains("wrong"),
-        "the password never appears in /metrics"
-    );
+    assert!(!om.contains("wrong"), "the password never appears in /metrics");
     let (_, json) = exporter.get("/api/status").await;
-    assert!(
-        !json.contains(":wrong@") && json.contains("connect"),
-        "{json}"
-    );
+    assert!(!json.contains(":wrong@") && json.contains("connect"), "{json}");
     assert!(start.elapsed() < Duration::from_secs(30));
     exporter.stop().await;
 }

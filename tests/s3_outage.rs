@@ -42,12 +42,7 @@ async fn metrics(base: &str) -> (Duration, Vec<common::Sample>) {
     (start.elapsed(), samples(&body))
 }
 
-async fn wait_for(
-    base: &str,
-    within: Duration,
-    what: &str,
-    cond: impl Fn(&[common::Sample]) -> bool,
-) {
+async fn wait_for(base: &str, within: Duration, what: &str, cond: impl Fn(&[common::Sample]) -> bool) {
     let start = Instant::now();
     loop {
         if let Ok(resp) = reqwest::get(format!("{base}/metrics")).await
@@ -98,12 +93,7 @@ async fn disruptive_s3_outage_keeps_last_good_values_and_recovers() {
     .await;
     let (_, before) = metrics(&base).await;
     let done = value(&before, "barman_cloud_backups", &[t, ("status", "done")]).unwrap();
-    let segments = value(
-        &before,
-        "barman_cloud_wal_objects",
-        &[t, ("kind", "segment")],
-    )
-    .unwrap();
+    let segments = value(&before, "barman_cloud_wal_objects", &[t, ("kind", "segment")]).unwrap();
     assert!(done >= 1.0);
 
     seaweed(&sc, "stop");
@@ -119,19 +109,14 @@ async fn disruptive_s3_outage_keeps_last_good_values_and_recovers() {
             let (took, s) = metrics(&base).await;
             slowest = slowest.max(took);
             assert_eq!(value(&s, "barman_cloud_collector_up", &[t, s3]), Some(0.0));
-            assert_eq!(
-                value(&s, "barman_cloud_backups", &[t, ("status", "done")]),
-                Some(done)
-            );
+            assert_eq!(value(&s, "barman_cloud_backups", &[t, ("status", "done")]), Some(done));
             assert_eq!(
                 value(&s, "barman_cloud_wal_objects", &[t, ("kind", "segment")]),
                 Some(segments)
             );
             let errors: f64 = s
                 .iter()
-                .filter(|x| {
-                    x.name == "barman_cloud_collector_errors_total" && x.labels["collector"] == "s3"
-                })
+                .filter(|x| x.name == "barman_cloud_collector_errors_total" && x.labels["collector"] == "s3")
                 .map(|x| x.value)
                 .sum();
             assert!(errors >= 1.0, "S3 errors are counted");
@@ -159,13 +144,7 @@ async fn disruptive_s3_outage_keeps_last_good_values_and_recovers() {
 
     // SIGTERM: graceful stop within a few seconds, exit code 0.
     let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let start = Instant::now();
     let code = loop {
         if let Some(code) = child.0.try_wait().unwrap() {
@@ -179,10 +158,7 @@ async fn disruptive_s3_outage_keeps_last_good_values_and_recovers() {
     };
     assert!(code.success(), "exit status {code}");
     let logs = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        logs.contains("keeping the last good values"),
-        "the outage is logged"
-    );
+    assert!(logs.contains("keeping the last good values"), "the outage is logged");
     assert!(!logs.contains(&sc.s3.secret_key), "no secret in the logs");
 }
 
@@ -190,20 +166,12 @@ async fn disruptive_s3_outage_keeps_last_good_values_and_recovers() {
 fn check_config_validates_without_serving() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yaml");
-    std::fs::write(
-        &good,
-        "targets: [{name: a, destination_path: 's3://bucket/path'}]\n",
-    )
-    .unwrap();
+    std::fs::write(&good, "targets: [{name: a, destination_path: 's3://bucket/path'}]\n").unwrap();
     let out = Command::new(BIN)
         .args(["check-config", "--config.file", good.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 1 target"));
 
     let bad = dir.path().join("bad.yaml");

@@ -12,9 +12,45 @@
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
+use std::collections::BTreeSet;
+
 use super::backup_info::BackupStatus;
+use super::continuity::{self, BackupRange, Continuity};
 use super::key::WalKind;
+use super::retention::LeftoverReason;
+use super::wal::{DEFAULT_SEGMENT_SIZE, WalIndex};
 use super::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage};
+
+/// How many of the newest DONE backups the cadence looks at.
+pub const CADENCE_BACKUPS: usize = 7;
+
+/// Settings the analysis needs from the target's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct AnalysisOptions<'a> {
+    /// The target's `servers` list; any other prefix is orphaned.
+    pub servers: Option<&'a [String]>,
+    /// Seconds without a DONE backup or new WAL after which a prefix is orphaned anyway.
+    pub orphan_after: f64,
+    /// Seconds after which a STARTED backup is stuck.
+    pub stuck_after: f64,
+    /// Whether a `retention_policy` is configured (retention figures are published).
+    pub retention: bool,
+    /// Now, Unix seconds.
+    pub now: f64,
+}
+
+/// What the simulated `barman-cloud-backup-delete` would remove now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetentionSummary {
+    /// Backups the RECOVERY WINDOW policy marks OBSOLETE.
+    pub obsolete_backups: Vec<String>,
+    /// Bytes it would delete: the obsolete backups' tars and `backup.info`, plus WAL.
+    pub reclaimable_bytes: u64,
+    /// Of which WAL, bytes.
+    pub reclaimable_wal_bytes: u64,
+    /// True when barman would refuse to run (an unreadable `backup.info`).
+    pub blocked: bool,
+}
 
 /// Per-status backup counts (the `status` label of `barman_cloud_backups`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -85,10 +121,32 @@ pub struct ServerSummary {
     pub wal_last_archived_timestamp: Option<f64>,
     /// Highest WAL segment name in the archive.
     pub wal_newest_segment: Option<String>,
-    /// True when the target lists its `servers` and this prefix is not one of them.
+    /// True when the target lists its `servers` and this prefix is not one of
+    /// them, or when it has no DONE backup and no WAL newer than `orphan_after`.
     pub orphaned: bool,
     /// Every backup directory, oldest first.
     pub backup_list: Vec<BackupDetail>,
+    /// WAL continuity to the newest archived segment (`None` without WAL).
+    pub continuity: Option<Continuity>,
+    /// WAL objects older than the oldest DONE backup needs, per
+    /// [`LeftoverReason::index`] (`None` without a DONE backup).
+    pub leftovers: Option<[Usage; 4]>,
+    /// The retention simulation (`None` without `retention_policy`).
+    pub retention: Option<RetentionSummary>,
+    /// STARTED backups older than `stuck_after`.
+    pub stuck: u64,
+    /// Median gap between the begin times of the newest DONE backups, seconds.
+    pub interval_seconds: Option<f64>,
+    /// Distinct `systemid`s among the backups.
+    pub systems: u64,
+    /// `.history` files that could not be read.
+    pub histories_unreadable: u64,
+    /// Which segments exist (for the `pg_stat_archiver` cross-check).
+    #[serde(skip)]
+    pub index: WalIndex,
+    /// Bare names of `.partial`, `.backup` and `.history` objects.
+    #[serde(skip)]
+    pub other_names: BTreeSet<String>,
 }
 
 impl ServerSummary {
@@ -103,6 +161,19 @@ impl ServerSummary {
     pub fn wal_usage(&self, kind: WalKind) -> Usage {
         self.wal[kind.index()]
     }
+
+    /// Whether the archive holds the WAL file PostgreSQL names `name`.
+    pub fn has_wal(&self, name: &str) -> bool {
+        match super::wal::SegmentName::parse(name) {
+            Some(seg) => self.index.contains(seg),
+            None => self.other_names.contains(name),
+        }
+    }
+
+    /// Leftover usage for one reason, when known.
+    pub fn leftover(&self, reason: LeftoverReason) -> Option<Usage> {
+        self.leftovers.map(|l| l[reason.index()])
+    }
 }
 
 /// The published numbers for one target.
@@ -112,36 +183,28 @@ pub struct TargetSummary {
     pub servers: Vec<ServerSummary>,
     /// Number of orphaned server prefixes.
     pub orphan_servers: u64,
+    /// Bytes stored under orphaned server prefixes.
+    pub orphan_bytes: u64,
     /// Everything under the destination path.
     pub storage: Usage,
 }
 
 /// Summarises a target's catalog. `configured_servers` is the target's
 /// `servers` list; when given, any other prefix is orphaned.
-pub fn summarize_target(
-    catalog: &TargetCatalog,
-    configured_servers: Option<&[String]>,
-) -> TargetSummary {
-    let servers: Vec<ServerSummary> = catalog
-        .servers
-        .iter()
-        .map(|s| {
-            let orphaned =
-                configured_servers.is_some_and(|list| !list.iter().any(|n| n == &s.name));
-            summarize_server(s, orphaned)
-        })
-        .collect();
+pub fn summarize_target(catalog: &TargetCatalog, opts: &AnalysisOptions) -> TargetSummary {
+    let servers: Vec<ServerSummary> = catalog.servers.iter().map(|s| summarize_server(s, opts)).collect();
     let mut storage = catalog.loose;
     servers.iter().for_each(|s| storage.merge(s.storage()));
     TargetSummary {
         orphan_servers: servers.iter().filter(|s| s.orphaned).count() as u64,
+        orphan_bytes: servers.iter().filter(|s| s.orphaned).map(|s| s.storage().bytes).sum(),
         servers,
         storage,
     }
 }
 
 /// Summarises one server prefix.
-pub fn summarize_server(server: &ServerCatalog, orphaned: bool) -> ServerSummary {
+pub fn summarize_server(server: &ServerCatalog, opts: &AnalysisOptions) -> ServerSummary {
     let mut counts = BackupCounts::default();
     let mut details: Vec<BackupDetail> = server.backups.iter().map(detail).collect();
     for d in &details {
@@ -167,9 +230,75 @@ pub fn summarize_server(server: &ServerCatalog, orphaned: bool) -> ServerSummary
         .iter()
         .filter(|d| d.status == "FAILED")
         .filter_map(|d| d.end_time.or(d.begin_time).or_else(|| id_time(&d.id)))
-        .fold(None, |acc: Option<f64>, t| {
-            Some(acc.map_or(t, |a| a.max(t)))
-        });
+        .fold(None, |acc: Option<f64>, t| Some(acc.map_or(t, |a| a.max(t))));
+    let listed_elsewhere = opts.servers.is_some_and(|list| !list.iter().any(|n| n == &server.name));
+    let stale = server
+        .wal
+        .newest_segment_modified
+        .is_none_or(|t| t < opts.now - opts.orphan_after);
+    let orphaned = listed_elsewhere || (counts.done == 0 && stale);
+    let parsed: Vec<(&BackupDir, &super::backup_info::BackupInfo)> = server
+        .backups
+        .iter()
+        .filter_map(|b| match &b.info {
+            BackupInfoState::Parsed(i) => Some((b, i.as_ref())),
+            _ => None,
+        })
+        .collect();
+    let segment_size = parsed
+        .iter()
+        .find(|(_, i)| i.status == BackupStatus::Done)
+        .map_or(DEFAULT_SEGMENT_SIZE, |(_, i)| i.xlog_segment_size);
+    let ranges: Vec<BackupRange> = parsed
+        .iter()
+        .filter(|(_, i)| i.status == BackupStatus::Done)
+        .filter_map(|(b, i)| {
+            Some(BackupRange {
+                id: b.id.clone(),
+                begin: i.begin_wal?,
+                end: i.end_wal?,
+            })
+        })
+        .collect();
+    let continuity = continuity::analyze(&server.wal.index, &server.histories, &ranges, segment_size);
+    let stuck = details
+        .iter()
+        .filter(|d| d.status == "STARTED")
+        .filter(|d| {
+            d.begin_time
+                .or_else(|| id_time(&d.id))
+                .is_some_and(|t| t < opts.now - opts.stuck_after)
+        })
+        .count() as u64;
+    let starts: Vec<f64> = done.iter().filter_map(|d| d.begin_time).collect();
+    let recent = &starts[starts.len().saturating_sub(CADENCE_BACKUPS)..];
+    let mut gaps: Vec<f64> = recent.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_by(f64::total_cmp);
+    let interval_seconds = match gaps.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(gaps[n / 2]),
+        n => Some((gaps[n / 2 - 1] + gaps[n / 2]) / 2.0),
+    };
+    let systems = parsed
+        .iter()
+        .filter_map(|(_, i)| i.systemid.as_deref())
+        .collect::<BTreeSet<_>>()
+        .len() as u64;
+    let retention = opts.retention.then(|| {
+        let rules = &server.rules;
+        let backup_bytes: u64 = server
+            .backups
+            .iter()
+            .filter(|b| rules.obsolete.contains(&b.id))
+            .map(|b| b.barman_bytes)
+            .sum();
+        RetentionSummary {
+            obsolete_backups: rules.obsolete.clone(),
+            reclaimable_bytes: backup_bytes + server.wal.reclaimable.bytes,
+            reclaimable_wal_bytes: server.wal.reclaimable.bytes,
+            blocked: rules.blocked,
+        }
+    });
     ServerSummary {
         name: server.name.clone(),
         backups: counts,
@@ -183,6 +312,15 @@ pub fn summarize_server(server: &ServerCatalog, orphaned: bool) -> ServerSummary
         wal_last_archived_timestamp: server.wal.newest_segment_modified,
         wal_newest_segment: server.wal.newest_segment.map(|s| s.to_string()),
         orphaned,
+        continuity,
+        leftovers: (counts.done > 0).then_some(server.wal.leftovers),
+        retention,
+        stuck,
+        interval_seconds,
+        systems,
+        histories_unreadable: server.histories_unreadable,
+        index: server.wal.index.clone(),
+        other_names: server.wal.other_names.clone(),
         backup_list: details,
     }
 }
@@ -244,8 +382,20 @@ mod tests {
     use crate::catalog::backup_info::BackupInfo;
     use crate::catalog::{BackupDir, ServerCatalog, TargetCatalog};
 
+    fn opts(servers: Option<&[String]>) -> AnalysisOptions<'_> {
+        AnalysisOptions {
+            servers,
+            orphan_after: 7.0 * 86_400.0,
+            stuck_after: 86_400.0,
+            retention: false,
+            now: 1_762_200_000.0,
+        }
+    }
+
     fn dir(id: &str, info: &str, objects: u64, bytes: u64) -> BackupDir {
         BackupDir {
+            barman_bytes: 0,
+            keep: None,
             id: id.into(),
             objects,
             bytes,
@@ -284,6 +434,8 @@ mod tests {
                 5,
             ),
             BackupDir {
+                barman_bytes: 0,
+                keep: None,
                 id: "20251105T020000".into(),
                 objects: 2,
                 bytes: 7,
@@ -295,25 +447,28 @@ mod tests {
             "0000000100000000/000000010000000000000001.gz",
             100,
             Some(1_000.0),
+            &Default::default(),
         );
         s.wal.add(
             "0000000100000000/000000010000000000000002.gz",
             100,
             Some(2_000.0),
+            &Default::default(),
         );
         s.wal.add(
             "0000000100000000/000000010000000000000003.partial.gz",
             50,
             Some(3_000.0),
+            &Default::default(),
         );
-        s.wal.add("00000002.history.gz", 5, Some(3_000.0));
-        s.wal.add("junk.txt", 1, None);
+        s.wal.add("00000002.history.gz", 5, Some(3_000.0), &Default::default());
+        s.wal.add("junk.txt", 1, None, &Default::default());
         s
     }
 
     #[test]
     fn summarises_counts_times_and_sizes() {
-        let s = summarize_server(&server(), false);
+        let s = summarize_server(&server(), &opts(None));
         assert_eq!(
             s.backups,
             BackupCounts {
@@ -336,40 +491,13 @@ mod tests {
                 bytes: 3033
             }
         );
-        assert_eq!(
-            s.wal_usage(WalKind::Segment),
-            Usage {
-                objects: 2,
-                bytes: 200
-            }
-        );
-        assert_eq!(
-            s.wal_usage(WalKind::Partial),
-            Usage {
-                objects: 1,
-                bytes: 50
-            }
-        );
-        assert_eq!(
-            s.wal_usage(WalKind::History),
-            Usage {
-                objects: 1,
-                bytes: 5
-            }
-        );
-        assert_eq!(
-            s.wal_usage(WalKind::Other),
-            Usage {
-                objects: 1,
-                bytes: 1
-            }
-        );
+        assert_eq!(s.wal_usage(WalKind::Segment), Usage { objects: 2, bytes: 200 });
+        assert_eq!(s.wal_usage(WalKind::Partial), Usage { objects: 1, bytes: 50 });
+        assert_eq!(s.wal_usage(WalKind::History), Usage { objects: 1, bytes: 5 });
+        assert_eq!(s.wal_usage(WalKind::Other), Usage { objects: 1, bytes: 1 });
         // .partial never counts as an archived segment
         assert_eq!(s.wal_last_archived_timestamp, Some(2_000.0));
-        assert_eq!(
-            s.wal_newest_segment.as_deref(),
-            Some("000000010000000000000002")
-        );
+        assert_eq!(s.wal_newest_segment.as_deref(), Some("000000010000000000000002"));
         assert_eq!(
             s.storage(),
             Usage {
@@ -377,15 +505,12 @@ mod tests {
                 bytes: 3289
             }
         );
-        assert_eq!(
-            s.backup_list[1].error.as_deref(),
-            Some("failure copy (boom)")
-        );
+        assert_eq!(s.backup_list[1].error.as_deref(), Some("failure copy (boom)"));
     }
 
     #[test]
     fn empty_server_has_no_times() {
-        let s = summarize_server(&ServerCatalog::default(), false);
+        let s = summarize_server(&ServerCatalog::default(), &opts(None));
         assert_eq!(s.backups, BackupCounts::default());
         assert_eq!(s.last_success_timestamp, None);
         assert_eq!(s.last_failure_timestamp, None);
@@ -399,7 +524,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            summarize_server(&s, false).last_failure_timestamp,
+            summarize_server(&s, &opts(None)).last_failure_timestamp,
             Some(1_762_048_800.0)
         );
     }
@@ -410,12 +535,9 @@ mod tests {
         other.name = "pg-old".into();
         let catalog = TargetCatalog {
             servers: vec![server(), other],
-            loose: Usage {
-                objects: 1,
-                bytes: 9,
-            },
+            loose: Usage { objects: 1, bytes: 9 },
         };
-        let t = summarize_target(&catalog, Some(&["pg-main".to_string()]));
+        let t = summarize_target(&catalog, &opts(Some(&["pg-main".to_string()])));
         assert_eq!(t.orphan_servers, 1);
         assert!(t.servers[1].orphaned && !t.servers[0].orphaned);
         assert_eq!(
@@ -425,6 +547,6 @@ mod tests {
                 bytes: 6587
             }
         );
-        assert_eq!(summarize_target(&catalog, None).orphan_servers, 0);
+        assert_eq!(summarize_target(&catalog, &opts(None)).orphan_servers, 0);
     }
 }

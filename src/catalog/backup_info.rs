@@ -253,9 +253,7 @@ impl BackupInfo {
                 }
                 self.xlog_segment_size = size;
             }
-            "backup_label" => {
-                self.backup_label = opt(key, value, python_str_literal, "a Python string literal")?
-            }
+            "backup_label" => self.backup_label = opt(key, value, python_str_literal, "a Python string literal")?,
             "systemid" => self.systemid = s(),
             "server_name" => self.server_name = s(),
             "backup_name" => self.backup_name = s(),
@@ -297,9 +295,7 @@ fn opt<T>(
 ) -> Result<Option<T>, BackupInfoError> {
     match nullable(value) {
         None => Ok(None),
-        Some(v) => parse(v)
-            .map(Some)
-            .ok_or_else(|| invalid(key, value, expected)),
+        Some(v) => parse(v).map(Some).ok_or_else(|| invalid(key, value, expected)),
     }
 }
 
@@ -430,10 +426,7 @@ xlog_segment_size=16777216
     fn parses_every_field_of_the_reference_example() {
         let i = BackupInfo::parse(EXAMPLE.as_bytes()).unwrap();
         assert_eq!(i.status, BackupStatus::Done);
-        assert_eq!(
-            i.begin_time.unwrap().timestamp_micros(),
-            1_764_148_549_512_345
-        );
+        assert_eq!(i.begin_time.unwrap().timestamp_micros(), 1_764_148_549_512_345);
         assert_eq!(i.end_time.unwrap().timestamp(), 1_764_148_553);
         assert_eq!(i.begin_wal.unwrap().to_string(), "000000010000000000000006");
         assert_eq!(i.end_wal.unwrap().to_string(), "000000010000000000000006");
@@ -475,10 +468,7 @@ xlog_segment_size=16777216
             BackupInfo::parse(b"status DONE\n"),
             Err(BackupInfoError::InvalidLine { line: 1 })
         );
-        assert_eq!(
-            BackupInfo::parse(b"\xff\xfe=1"),
-            Err(BackupInfoError::NotUtf8)
-        );
+        assert_eq!(BackupInfo::parse(b"\xff\xfe=1"), Err(BackupInfoError::NotUtf8));
         assert!(matches!(
             BackupInfo::parse(b"timeline=one"),
             Err(BackupInfoError::InvalidValue { .. })
@@ -506,10 +496,7 @@ xlog_segment_size=16777216
 
     #[test]
     fn python_literals() {
-        assert_eq!(
-            python_str_literal(r"'a\nb\'c\x41\u00e9'").unwrap(),
-            "a\nb'cAé"
-        );
+        assert_eq!(python_str_literal(r"'a\nb\'c\x41\u00e9'").unwrap(), "a\nb'cAé");
         assert_eq!(python_str_literal(r#""it's""#).unwrap(), "it's");
         assert!(python_str_literal("'unterminated").is_none());
         assert!(python_str_literal("plain").is_none());

@@ -192,14 +192,64 @@ pub fn classify_base(rest: &str) -> BaseObject<'_> {
     }
 }
 
+/// Whether a file name inside `base/<id>/` is one of the tars barman deletes
+/// with the backup (`cloud.py::get_backup_files`, layout doc §3):
+/// `^(data|\d+)(_\d{4,})?\.tar(\.(gz|bz2|snappy|lz4))?$`.
+pub fn is_backup_tar(name: &str) -> bool {
+    let name = ["", ".gz", ".bz2", ".snappy", ".lz4"]
+        .iter()
+        .find_map(|c| name.strip_suffix(c).and_then(|n| n.strip_suffix(".tar")))
+        .filter(|n| !n.is_empty());
+    let Some(stem) = name else { return false };
+    let (base, part) = match stem.split_once('_') {
+        Some((b, p)) => (b, Some(p)),
+        None => (stem, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (base == "data" || digits(base)) && part.is_none_or(|p| p.len() >= 4 && digits(p))
+}
+
+/// The `(timeline, log)` of a `wals/<TLI><LOG>/...` key (`rest` after `wals/`),
+/// as barman's `xlog.decode_hash_dir`; `None` at the `wals/` root or for a
+/// malformed directory name.
+pub fn wal_dir(rest: &str) -> Option<(u32, u32)> {
+    let (dir, _) = rest.split_once('/')?;
+    if dir.len() != 16 || !dir.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((
+        u32::from_str_radix(&dir[..8], 16).ok()?,
+        u32::from_str_radix(&dir[8..], 16).ok()?,
+    ))
+}
+
+/// The bare WAL name of a key under `wals/` (basename without a compression
+/// suffix, uppercased), as PostgreSQL names it in `pg_stat_archiver`.
+pub fn bare_wal_name(rest: &str, file: &WalFile) -> String {
+    let base = rest.rsplit('/').next().unwrap_or(rest);
+    let base = if file.compression.is_some() {
+        base.rsplit_once('.').map_or(base, |(b, _)| b)
+    } else {
+        base
+    };
+    // Hex parts (name, backup offset) in uppercase; `partial`, `backup`, `history` as they are.
+    base.split('.')
+        .map(|p| {
+            if p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                p.to_ascii_uppercase()
+            } else {
+                p.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// Whether a directory name is a valid barman backup id (`utils.is_backup_id`:
 /// `^\d{8}T\d{6}$`).
 pub fn is_backup_id(id: &str) -> bool {
     let b = id.as_bytes();
-    b.len() == 15
-        && b[8] == b'T'
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[9..].iter().all(u8::is_ascii_digit)
+    b.len() == 15 && b[8] == b'T' && b[..8].iter().all(u8::is_ascii_digit) && b[9..].iter().all(u8::is_ascii_digit)
 }
 
 #[cfg(test)]
@@ -214,47 +264,23 @@ mod tests {
         assert_eq!(f.compression, None);
 
         let f = classify_wal("0000000100000000/000000010000000000000006.gz");
-        assert_eq!(
-            (f.kind, f.compression),
-            (WalKind::Segment, Some(Compression::Gzip))
-        );
+        assert_eq!((f.kind, f.compression), (WalKind::Segment, Some(Compression::Gzip)));
 
         for (key, kind) in [
-            (
-                "0000000100000000/000000010000000000000007.partial.gz",
-                WalKind::Partial,
-            ),
-            (
-                "0000000100000000/000000010000000000000007.partial",
-                WalKind::Partial,
-            ),
+            ("0000000100000000/000000010000000000000007.partial.gz", WalKind::Partial),
+            ("0000000100000000/000000010000000000000007.partial", WalKind::Partial),
             (
                 "0000000100000000/000000010000000000000006.00000028.backup.bz2",
                 WalKind::BackupLabel,
             ),
             ("00000002.history.gz", WalKind::History),
             ("00000002.history", WalKind::History),
-            (
-                "0000000100000000/000000010000000000000006.zst",
-                WalKind::Segment,
-            ),
-            (
-                "0000000100000000/000000010000000000000006.snappy",
-                WalKind::Segment,
-            ),
-            (
-                "0000000100000000/000000010000000000000006.lz4",
-                WalKind::Segment,
-            ),
-            (
-                "0000000100000000/000000010000000000000006.xz",
-                WalKind::Segment,
-            ),
+            ("0000000100000000/000000010000000000000006.zst", WalKind::Segment),
+            ("0000000100000000/000000010000000000000006.snappy", WalKind::Segment),
+            ("0000000100000000/000000010000000000000006.lz4", WalKind::Segment),
+            ("0000000100000000/000000010000000000000006.xz", WalKind::Segment),
             // lowercase hex is accepted by barman's regex
-            (
-                "0000000100000000/0000000a000000000000000f.gz",
-                WalKind::Segment,
-            ),
+            ("0000000100000000/0000000a000000000000000f.gz", WalKind::Segment),
         ] {
             assert_eq!(classify_wal(key).kind, kind, "{key}");
         }
@@ -283,23 +309,45 @@ mod tests {
     fn classifies_base_objects() {
         assert_eq!(
             classify_base("20251126T091549/backup.info"),
-            BaseObject::BackupInfo {
-                id: "20251126T091549"
-            }
+            BaseObject::BackupInfo { id: "20251126T091549" }
         );
         assert_eq!(
             classify_base("20251126T091549/data.tar.gz"),
-            BaseObject::BackupFile {
-                id: "20251126T091549"
-            }
+            BaseObject::BackupFile { id: "20251126T091549" }
         );
         assert_eq!(
             classify_base("20251126T091549/annotations/keep"),
-            BaseObject::BackupFile {
-                id: "20251126T091549"
-            }
+            BaseObject::BackupFile { id: "20251126T091549" }
         );
         assert_eq!(classify_base("stray"), BaseObject::Loose);
+        for tar in [
+            "data.tar",
+            "data.tar.gz",
+            "16385.tar.bz2",
+            "data_0001.tar.lz4",
+            "16385_0002.tar.snappy",
+        ] {
+            assert!(is_backup_tar(tar), "{tar}");
+        }
+        for other in [
+            "backup.info",
+            "data.tar.xz",
+            "data_01.tar",
+            "x.tar",
+            ".tar",
+            "backup_label",
+            "annotations/keep",
+        ] {
+            assert!(!is_backup_tar(other), "{other}");
+        }
+        assert_eq!(wal_dir("0000000100000002/x"), Some((1, 2)));
+        assert_eq!(wal_dir("00000002.history.gz"), None);
+        assert_eq!(wal_dir("junk/x"), None);
+        let rest = "0000000100000000/0000000a0000000000000004.00000028.backup.gz";
+        assert_eq!(
+            bare_wal_name(rest, &classify_wal(rest)),
+            "0000000A0000000000000004.00000028.backup"
+        );
         assert!(is_backup_id("20251126T091549"));
         assert!(!is_backup_id("20251126-091549"));
     }

@@ -7,12 +7,19 @@
 
 pub mod analysis;
 pub mod backup_info;
+pub mod continuity;
+pub mod history;
 pub mod key;
+pub mod retention;
 pub mod wal;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use backup_info::BackupInfo;
+use history::HistoryEntry;
 use key::{WalFile, WalKind};
-use wal::SegmentName;
+use retention::{BackupMeta, Keep, WalRules};
+use wal::{SegmentName, WalIndex};
 
 /// What is known about one `base/<backup_id>/` directory that holds at least
 /// one object. (Directories some S3 servers keep listing after every object in
@@ -25,6 +32,11 @@ pub struct BackupDir {
     pub objects: u64,
     /// Sum of their sizes in bytes.
     pub bytes: u64,
+    /// Bytes of the objects barman deletes with the backup (its tars and
+    /// `backup.info`; annotations and unrecognised files stay).
+    pub barman_bytes: u64,
+    /// The `annotations/keep` annotation, if any.
+    pub keep: Option<Keep>,
     /// The parsed `backup.info`, or why there is none.
     pub info: BackupInfoState,
 }
@@ -66,7 +78,8 @@ impl Usage {
     }
 }
 
-/// Streaming aggregates over every object under a server's `wals/`.
+/// Streaming aggregates over every object under a server's `wals/`. Memory
+/// grows with directories, gaps, timelines and backups, never with segments.
 #[derive(Debug, Clone, Default)]
 pub struct WalTotals {
     /// Usage per kind, indexed by [`WalKind::index`].
@@ -75,24 +88,61 @@ pub struct WalTotals {
     pub newest_segment_modified: Option<f64>,
     /// The highest full segment name seen.
     pub newest_segment: Option<SegmentName>,
+    /// Which full segments exist.
+    pub index: WalIndex,
+    /// Bare names of `.partial`, `.backup` and `.history` objects (a handful
+    /// per timeline and backup), for the `pg_stat_archiver` cross-check.
+    pub other_names: BTreeSet<String>,
+    /// `.history` keys (after `wals/`) by timeline, fetched after the listing.
+    pub history_keys: BTreeMap<u32, String>,
+    /// WAL objects older than the oldest DONE backup needs, per
+    /// [`retention::LeftoverReason::index`].
+    pub leftovers: [Usage; 4],
+    /// WAL objects the simulated `barman-cloud-backup-delete` would remove.
+    pub reclaimable: Usage,
 }
 
 impl WalTotals {
     /// Accounts one object; `rest` is its key after `<server>/wals/`, `size`
-    /// in bytes, `last_modified` in Unix seconds.
-    pub fn add(&mut self, rest: &str, size: u64, last_modified: Option<f64>) -> WalFile {
+    /// in bytes, `last_modified` in Unix seconds; `rules` come from the
+    /// server's backups ([`WalRules::plan`]).
+    pub fn add(&mut self, rest: &str, size: u64, last_modified: Option<f64>, rules: &WalRules) -> WalFile {
         let file = key::classify_wal(rest);
         self.by_kind[file.kind.index()].add(size);
-        if file.kind == WalKind::Segment {
-            if let Some(t) = last_modified {
-                self.newest_segment_modified =
-                    Some(self.newest_segment_modified.map_or(t, |n| n.max(t)));
+        match (file.kind, file.segment) {
+            (WalKind::Segment, Some(seg)) => {
+                let t = last_modified.unwrap_or(0.0);
+                self.newest_segment_modified = Some(self.newest_segment_modified.map_or(t, |n| n.max(t)));
+                if file.segment > self.newest_segment {
+                    self.newest_segment = file.segment;
+                }
+                self.index.insert(seg, t);
             }
-            if file.segment > self.newest_segment {
-                self.newest_segment = file.segment;
+            (WalKind::Partial | WalKind::BackupLabel | WalKind::History, _) => {
+                self.other_names.insert(key::bare_wal_name(rest, &file));
+                if let (WalKind::History, Some(tli)) = (file.kind, file.timeline) {
+                    self.history_keys.insert(tli, rest.to_string());
+                }
             }
+            _ => {}
+        }
+        if let Some(reason) = rules.leftover(&file) {
+            self.leftovers[reason.index()].add(size);
+        }
+        if rules.reclaimable(&file, key::wal_dir(rest)) {
+            self.reclaimable.add(size);
         }
         file
+    }
+
+    /// Whether a WAL file named as PostgreSQL names it
+    /// (`pg_stat_archiver.last_archived_wal`) is in the archive: a full
+    /// segment, or a `.partial`, `.backup` or `.history` object.
+    pub fn contains_name(&self, name: &str) -> bool {
+        match SegmentName::parse(name) {
+            Some(seg) => self.index.contains(seg),
+            None => self.other_names.contains(name),
+        }
     }
 
     /// Total usage over all kinds.
@@ -114,6 +164,38 @@ pub struct ServerCatalog {
     pub base_loose: Usage,
     /// WAL aggregates.
     pub wal: WalTotals,
+    /// Parsed `.history` files by timeline.
+    pub histories: BTreeMap<u32, Vec<HistoryEntry>>,
+    /// `.history` files that could not be read or parsed.
+    pub histories_unreadable: u64,
+    /// Retention rules and figures planned from the backups.
+    pub rules: WalRules,
+}
+
+impl BackupDir {
+    /// What retention needs of this backup; `None` without a readable `backup.info`.
+    pub fn retention_meta(&self) -> Option<BackupMeta> {
+        let BackupInfoState::Parsed(info) = &self.info else {
+            return None;
+        };
+        let status_done = info.status == backup_info::BackupStatus::Done;
+        Some(BackupMeta {
+            id: self.id.clone(),
+            done: status_done || info.status.as_str() == "WAITING_FOR_WALS",
+            status_done,
+            timeline: info.timeline,
+            begin_wal: info.begin_wal,
+            end_wal: info.end_wal,
+            end_time: info.end_time.map(|t| t.timestamp_micros() as f64 / 1e6),
+            keep: self.keep,
+        })
+    }
+
+    /// Whether barman itself would refuse this backup.info (an unknown key makes
+    /// `barman-cloud-backup-delete` exit), which stops all retention.
+    pub fn blocks_barman(&self) -> bool {
+        matches!(&self.info, BackupInfoState::Parsed(i) if !i.unknown_keys.is_empty())
+    }
 }
 
 impl ServerCatalog {

@@ -158,3 +158,172 @@ mod tests {
         assert_eq!(seg.hash_dir(), "0000000100000000");
     }
 }
+
+/// A maximal run of consecutive present segments inside one `wals/<TLI><LOG>/`
+/// directory, with the newest `LastModified` among them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Run {
+    /// First `seg` index of the run.
+    pub start: u32,
+    /// Last `seg` index of the run (inclusive).
+    pub end: u32,
+    /// Newest `LastModified` of the run's segments, Unix seconds.
+    pub newest_modified: f64,
+}
+
+/// Which full WAL segments exist, as runs per `(timeline, log)` directory.
+///
+/// Memory grows with the number of gaps and directories, not with the number of
+/// segments: a healthy 256-segment directory is one run. Segment numbers are
+/// stored as `(log, seg)`, independent of the segment size, which is applied
+/// only when asking questions in linear `segno` terms.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct WalIndex {
+    dirs: std::collections::BTreeMap<(u32, u32), Vec<Run>>,
+}
+
+impl WalIndex {
+    /// Records a present full segment with its `LastModified` (Unix seconds).
+    pub fn insert(&mut self, seg: SegmentName, modified: f64) {
+        let runs = self.dirs.entry((seg.timeline, seg.log)).or_default();
+        let s = seg.seg;
+        // Listings arrive sorted, so the common case appends to the last run.
+        if let Some(last) = runs.last_mut() {
+            if s == last.end.wrapping_add(1) {
+                last.end = s;
+                last.newest_modified = last.newest_modified.max(modified);
+                return;
+            }
+            if (last.start..=last.end).contains(&s) {
+                last.newest_modified = last.newest_modified.max(modified);
+                return;
+            }
+        }
+        let pos = runs.partition_point(|r| r.end < s);
+        if let Some(r) = runs.get_mut(pos)
+            && r.start <= s
+        {
+            r.newest_modified = r.newest_modified.max(modified);
+            return;
+        }
+        runs.insert(
+            pos,
+            Run {
+                start: s,
+                end: s,
+                newest_modified: modified,
+            },
+        );
+        // Merge with neighbours that became adjacent.
+        if pos + 1 < runs.len() && runs[pos + 1].start == s + 1 {
+            let next = runs.remove(pos + 1);
+            runs[pos].end = next.end;
+            runs[pos].newest_modified = runs[pos].newest_modified.max(next.newest_modified);
+        }
+        if pos > 0 && runs[pos - 1].end + 1 == s {
+            let cur = runs.remove(pos);
+            runs[pos - 1].end = cur.end;
+            runs[pos - 1].newest_modified = runs[pos - 1].newest_modified.max(cur.newest_modified);
+        }
+    }
+
+    /// Whether the full segment exists.
+    pub fn contains(&self, seg: SegmentName) -> bool {
+        self.dirs
+            .get(&(seg.timeline, seg.log))
+            .is_some_and(|runs| runs.iter().any(|r| (r.start..=r.end).contains(&seg.seg)))
+    }
+
+    /// Whether no segment was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+    }
+
+    /// The highest timeline with a segment.
+    pub fn newest_timeline(&self) -> Option<u32> {
+        self.dirs.keys().next_back().map(|(t, _)| *t)
+    }
+
+    /// The highest segment on `timeline`.
+    pub fn newest_on(&self, timeline: u32) -> Option<SegmentName> {
+        self.dirs
+            .range((timeline, 0)..=(timeline, u32::MAX))
+            .next_back()
+            .and_then(|((t, log), runs)| {
+                runs.last().map(|r| SegmentName {
+                    timeline: *t,
+                    log: *log,
+                    seg: r.end,
+                })
+            })
+    }
+
+    /// Runs on `timeline` as inclusive linear `segno` ranges with their newest
+    /// `LastModified`, in order, for segment size `segment_size` bytes.
+    pub fn segno_runs(&self, timeline: u32, segment_size: u64) -> Vec<(u64, u64, f64)> {
+        let per = segments_per_log(segment_size);
+        let mut out: Vec<(u64, u64, f64)> = Vec::new();
+        for ((_, log), runs) in self.dirs.range((timeline, 0)..=(timeline, u32::MAX)) {
+            for r in runs {
+                let (a, b) = (
+                    u64::from(*log) * per + u64::from(r.start),
+                    u64::from(*log) * per + u64::from(r.end),
+                );
+                match out.last_mut() {
+                    Some(last) if last.1 + 1 == a => {
+                        last.1 = b;
+                        last.2 = last.2.max(r.newest_modified);
+                    }
+                    _ => out.push((a, b, r.newest_modified)),
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of directories and runs held (for memory accounting).
+    pub fn size(&self) -> (usize, usize) {
+        (self.dirs.len(), self.dirs.values().map(Vec::len).sum())
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    fn seg(t: u32, l: u32, s: u32) -> SegmentName {
+        SegmentName {
+            timeline: t,
+            log: l,
+            seg: s,
+        }
+    }
+
+    #[test]
+    fn runs_merge_in_any_order() {
+        let mut i = WalIndex::default();
+        for s in [1, 2, 3, 7, 5, 6, 9, 4, 3] {
+            i.insert(seg(1, 0, s), f64::from(s));
+        }
+        assert_eq!(i.size(), (1, 2));
+        assert_eq!(i.segno_runs(1, DEFAULT_SEGMENT_SIZE), vec![(1, 7, 7.0), (9, 9, 9.0)]);
+        assert!(i.contains(seg(1, 0, 4)) && !i.contains(seg(1, 0, 8)) && !i.contains(seg(2, 0, 4)));
+        assert_eq!(i.newest_on(1), Some(seg(1, 0, 9)));
+    }
+
+    #[test]
+    fn runs_join_across_log_boundaries_in_segno_terms() {
+        let mut i = WalIndex::default();
+        i.insert(seg(2, 0, 254), 1.0);
+        i.insert(seg(2, 0, 255), 2.0);
+        i.insert(seg(2, 1, 0), 3.0);
+        i.insert(seg(1, 0, 3), 0.5);
+        assert_eq!(i.segno_runs(2, DEFAULT_SEGMENT_SIZE), vec![(254, 256, 3.0)]);
+        assert_eq!(i.newest_timeline(), Some(2));
+        // with 64 MiB segments, seg 0 of log 1 is segno 64
+        let mut j = WalIndex::default();
+        j.insert(seg(1, 0, 63), 1.0);
+        j.insert(seg(1, 1, 0), 2.0);
+        assert_eq!(j.segno_runs(1, 64 << 20), vec![(63, 64, 2.0)]);
+    }
+}

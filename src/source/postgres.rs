@@ -34,9 +34,10 @@ const ARCHIVER_SQL: &str = "SELECT archived_count, last_archived_wal, \
      FROM pg_stat_archiver";
 /// Whether the server is a standby.
 const IN_RECOVERY_SQL: &str = "SELECT pg_is_in_recovery()";
+/// The server's WAL segment size in bytes (`wal_segment_size` has unit `B` since PostgreSQL 11).
+const SEGMENT_SIZE_SQL: &str = "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'";
 /// Current WAL write position and its segment file (primary only).
-const CURRENT_WAL_SQL: &str =
-    "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())";
+const CURRENT_WAL_SQL: &str = "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())";
 
 /// Why a PostgreSQL collection failed: the bounded `reason` label of
 /// `barman_cloud_collector_errors_total{collector="postgres"}`.
@@ -90,10 +91,7 @@ impl PgError {
 
     fn from_pg(e: &tokio_postgres::Error, target: &str) -> Self {
         let reason = match e.code() {
-            Some(c)
-                if *c == SqlState::INVALID_PASSWORD
-                    || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
-            {
+            Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
                 PgErrorReason::Auth
             }
             Some(_) => PgErrorReason::Query,
@@ -151,6 +149,23 @@ pub struct ArchiverStatus {
     pub current_wal_lsn: Option<u64>,
     /// `pg_walfile_name(pg_current_wal_lsn())` (primary only).
     pub current_wal_file: Option<String>,
+    /// `wal_segment_size` in bytes.
+    pub wal_segment_size: Option<u64>,
+}
+
+impl ArchiverStatus {
+    /// Full segments between the last archived one and the segment being
+    /// written (primary only; `None` when the last archived file is not a
+    /// plain segment on the current timeline).
+    pub fn pending_segments(&self) -> Option<u64> {
+        let size = self.wal_segment_size?;
+        let last = crate::catalog::wal::SegmentName::parse(self.last_archived_wal.as_deref()?)?;
+        let current = crate::catalog::wal::SegmentName::parse(self.current_wal_file.as_deref()?)?;
+        if last.timeline != current.timeline {
+            return None;
+        }
+        Some(current.segno(size).saturating_sub(last.segno(size) + 1))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,10 +254,9 @@ impl PgTarget {
             }
             kept.join(" ")
         };
-        let mut config: tokio_postgres::Config =
-            rest.parse().map_err(|e: tokio_postgres::Error| {
-                PgError::new(PgErrorReason::Config, format!("invalid URL: {e}"))
-            })?;
+        let mut config: tokio_postgres::Config = rest
+            .parse()
+            .map_err(|e: tokio_postgres::Error| PgError::new(PgErrorReason::Config, format!("invalid URL: {e}")))?;
         config.ssl_mode(match tls {
             TlsMode::Disable => SslMode::Disable,
             TlsMode::Prefer => SslMode::Prefer,
@@ -254,11 +268,7 @@ impl PgTarget {
         if config.get_application_name().is_none() {
             config.application_name("barman-cloud-exporter");
         }
-        Ok(Self {
-            config,
-            tls,
-            root_cert,
-        })
+        Ok(Self { config, tls, root_cert })
     }
 
     /// `user@host:port/dbname`, for logs and the landing page (no password).
@@ -289,19 +299,16 @@ impl PgTarget {
 
     fn tls_config(&self) -> Result<ClientConfig, PgError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls_err =
-            |e: rustls::Error| PgError::new(PgErrorReason::Tls, format!("TLS setup: {e}"));
+        let tls_err = |e: rustls::Error| PgError::new(PgErrorReason::Tls, format!("TLS setup: {e}"));
         let mut roots = RootCertStore::empty();
         if let Some(path) = &self.root_cert {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    PgError::new(PgErrorReason::Config, format!("sslrootcert {path}: {e}"))
-                })?;
+                .map_err(|e| PgError::new(PgErrorReason::Config, format!("sslrootcert {path}: {e}")))?;
             for c in certs {
-                roots.add(c).map_err(|e| {
-                    PgError::new(PgErrorReason::Config, format!("sslrootcert {path}: {e}"))
-                })?;
+                roots
+                    .add(c)
+                    .map_err(|e| PgError::new(PgErrorReason::Config, format!("sslrootcert {path}: {e}")))?;
             }
         } else {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -338,10 +345,7 @@ impl PgTarget {
                 .connect(tokio_postgres::NoTls)
                 .await
                 .map_err(|e| PgError::from_pg(&e, &name))?;
-            (
-                client,
-                AbortOnDrop(tokio::spawn(async move { drop(conn.await) })),
-            )
+            (client, AbortOnDrop(tokio::spawn(async move { drop(conn.await) })))
         } else {
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
             let (client, conn) = self
@@ -349,19 +353,13 @@ impl PgTarget {
                 .connect(tls)
                 .await
                 .map_err(|e| PgError::from_pg(&e, &name))?;
-            (
-                client,
-                AbortOnDrop(tokio::spawn(async move { drop(conn.await) })),
-            )
+            (client, AbortOnDrop(tokio::spawn(async move { drop(conn.await) })))
         };
         let (client, _conn) = client;
         let q = |e: tokio_postgres::Error| PgError::from_pg(&e, &name);
         let row = client.query_one(ARCHIVER_SQL, &[]).await.map_err(q)?;
-        let in_recovery: bool = client
-            .query_one(IN_RECOVERY_SQL, &[])
-            .await
-            .map_err(q)?
-            .get(0);
+        let in_recovery: bool = client.query_one(IN_RECOVERY_SQL, &[]).await.map_err(q)?.get(0);
+        let wal_segment_size: Option<i64> = client.query_one(SEGMENT_SIZE_SQL, &[]).await.map_err(q)?.get(0);
         let (current_wal_lsn, current_wal_file) = if in_recovery {
             (None, None)
         } else {
@@ -379,6 +377,7 @@ impl PgTarget {
             in_recovery,
             current_wal_lsn,
             current_wal_file,
+            wal_segment_size: wal_segment_size.and_then(|v| u64::try_from(v).ok()),
         })
     }
 }
@@ -437,12 +436,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -451,12 +445,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -482,8 +471,7 @@ impl ServerCertVerifier for ChainOnly {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
             Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. },
+                rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
@@ -524,16 +512,34 @@ mod tests {
         assert_eq!(t.root_cert.as_deref(), Some("/tmp/ca.pem"));
         assert_eq!(t.redacted(), "exp@db.example:6543/postgres");
         assert!(!format!("{t:?}").contains("s3cret"));
-        let t = PgTarget::parse(
-            "host=127.0.0.1 port=5433 user=exp password=pw dbname=postgres sslmode=disable",
-        )
-        .unwrap();
+        let t =
+            PgTarget::parse("host=127.0.0.1 port=5433 user=exp password=pw dbname=postgres sslmode=disable").unwrap();
         assert_eq!(t.tls, TlsMode::Disable);
         assert_eq!(t.redacted(), "exp@127.0.0.1:5433/postgres");
-        assert_eq!(
-            PgTarget::parse("postgresql://h/db").unwrap().tls,
-            TlsMode::Prefer
-        );
+        assert_eq!(PgTarget::parse("postgresql://h/db").unwrap().tls, TlsMode::Prefer);
+    }
+
+    #[test]
+    fn pending_segments_between_archived_and_current() {
+        let mut a = ArchiverStatus {
+            archived_count: 1,
+            last_archived_wal: Some("0000000200000000000000FE".into()),
+            last_archived_time: None,
+            failed_count: 0,
+            last_failed_wal: None,
+            last_failed_time: None,
+            stats_reset: None,
+            in_recovery: false,
+            current_wal_lsn: None,
+            current_wal_file: Some("000000020000000100000002".into()),
+            wal_segment_size: Some(16 << 20),
+        };
+        // FF, 1/00, 1/01 are complete but not archived; 1/02 is being written.
+        assert_eq!(a.pending_segments(), Some(3));
+        a.last_archived_wal = Some("000000020000000100000001".into());
+        assert_eq!(a.pending_segments(), Some(0));
+        a.last_archived_wal = Some("000000020000000100000001.00000028.backup".into());
+        assert_eq!(a.pending_segments(), None);
     }
 
     #[test]

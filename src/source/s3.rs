@@ -24,9 +24,38 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use thiserror::Error;
 
 use crate::catalog::backup_info::{BackupInfo, MAX_BACKUP_INFO_BYTES};
-use crate::catalog::key::{BaseObject, classify_base};
+use crate::catalog::history;
+use crate::catalog::key::{BaseObject, classify_base, is_backup_tar};
+use crate::catalog::retention::{BackupMeta, Keep, RetentionPolicy, WalRules};
 use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage};
 use crate::config::Target;
+
+/// What a walk needs besides the bucket: the retention policy to simulate and
+/// the time to simulate it at.
+#[derive(Debug, Clone, Copy)]
+pub struct WalkOptions {
+    /// The target's `retention_policy`.
+    pub retention: Option<RetentionPolicy>,
+    /// Now, Unix seconds.
+    pub now: f64,
+}
+
+/// Decodes a `.history` object's body: plain, or gzip/bzip2 as barman-cloud
+/// writes it with `-z`/`-j`. Other compressions are not decoded (`None`).
+fn decompress_history(key: &str, body: &[u8]) -> Option<String> {
+    use std::io::Read;
+    let mut out = String::new();
+    if key.ends_with(".gz") {
+        flate2::read::GzDecoder::new(body).read_to_string(&mut out).ok()?;
+    } else if key.ends_with(".bz2") {
+        bzip2::read::BzDecoder::new(body).read_to_string(&mut out).ok()?;
+    } else if key.ends_with(".history") {
+        out = String::from_utf8(body.to_vec()).ok()?;
+    } else {
+        return None;
+    }
+    Some(out)
+}
 
 /// How many server prefixes are walked at once per target.
 const SERVER_CONCURRENCY: usize = 4;
@@ -128,11 +157,7 @@ impl S3Error {
     }
 }
 
-fn classify<E: ProvideErrorMetadata, R>(
-    err: &SdkError<E, R>,
-    status: Option<u16>,
-    message: &str,
-) -> S3ErrorReason {
+fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16>, message: &str) -> S3ErrorReason {
     match err {
         SdkError::TimeoutError(_) => S3ErrorReason::Timeout,
         SdkError::DispatchFailure(d) if d.is_timeout() => S3ErrorReason::Timeout,
@@ -146,19 +171,11 @@ fn classify<E: ProvideErrorMetadata, R>(
             }
         }
         SdkError::ServiceError(e) => match (e.err().code(), status) {
-            (
-                Some(
-                    "AccessDenied"
-                    | "InvalidAccessKeyId"
-                    | "SignatureDoesNotMatch"
-                    | "AllAccessDisabled",
-                ),
-                _,
-            ) => S3ErrorReason::AccessDenied,
-            (Some("NoSuchBucket"), _) => S3ErrorReason::NoSuchBucket,
-            (Some("SlowDown" | "Throttling" | "ThrottlingException"), _) | (_, Some(503)) => {
-                S3ErrorReason::Throttled
+            (Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AllAccessDisabled"), _) => {
+                S3ErrorReason::AccessDenied
             }
+            (Some("NoSuchBucket"), _) => S3ErrorReason::NoSuchBucket,
+            (Some("SlowDown" | "Throttling" | "ThrottlingException"), _) | (_, Some(503)) => S3ErrorReason::Throttled,
             (_, Some(403)) => S3ErrorReason::AccessDenied,
             (_, Some(s)) if s >= 500 => S3ErrorReason::ServerError,
             (_, Some(s)) if s >= 400 => S3ErrorReason::ClientError,
@@ -217,10 +234,7 @@ impl Intercept for CountRequests {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let op = cfg
-            .load::<Metadata>()
-            .map_or("unknown", |m| m.name())
-            .to_string();
+        let op = cfg.load::<Metadata>().map_or("unknown", |m| m.name()).to_string();
         let method = ctx.request().method().to_string();
         if let Ok(mut c) = self.0.inner.lock() {
             *c.by_operation.entry(op).or_default() += 1;
@@ -337,15 +351,13 @@ impl S3Source {
     /// fail the walk: a partial catalog is never returned. A `backup.info`
     /// that is refused (4xx), too large or malformed only marks that backup
     /// unreadable.
-    pub async fn walk(&self) -> Result<TargetCatalog, S3Error> {
+    pub async fn walk(&self, opts: WalkOptions) -> Result<TargetCatalog, S3Error> {
         let mut catalog = TargetCatalog::default();
         let mut candidates = Vec::new();
         self.list(&self.prefix, Some("/"), |page| {
             for cp in page.common_prefixes() {
                 if let Some(p) = cp.prefix()
-                    && let Some(name) = p
-                        .strip_prefix(&self.prefix)
-                        .and_then(|n| n.strip_suffix('/'))
+                    && let Some(name) = p.strip_prefix(&self.prefix).and_then(|n| n.strip_suffix('/'))
                     && !name.is_empty()
                 {
                     candidates.push(name.to_string());
@@ -357,7 +369,7 @@ impl S3Source {
         })
         .await?;
         let servers: Vec<Option<ServerCatalog>> = stream::iter(candidates)
-            .map(|name| self.walk_server(name))
+            .map(|name| self.walk_server(name, opts))
             .buffered(SERVER_CONCURRENCY)
             .try_collect()
             .await?;
@@ -366,14 +378,25 @@ impl S3Source {
     }
 
     /// Walks one server prefix; `None` when it holds neither `base/` nor `wals/`.
-    async fn walk_server(&self, name: String) -> Result<Option<ServerCatalog>, S3Error> {
+    ///
+    /// Order matters for flat memory: `base/` is listed and every `backup.info`
+    /// (and keep annotation) fetched first, so the retention rules are known
+    /// before `wals/` streams by and each WAL object is accounted as it passes.
+    async fn walk_server(&self, name: String, opts: WalkOptions) -> Result<Option<ServerCatalog>, S3Error> {
         let root = format!("{}{}/", self.prefix, name);
         let mut server = ServerCatalog {
             name,
             ..Default::default()
         };
         let base = format!("{root}base/");
-        let mut dirs: BTreeMap<String, (Usage, bool)> = BTreeMap::new();
+        #[derive(Default)]
+        struct Dir {
+            usage: Usage,
+            barman_bytes: u64,
+            has_info: bool,
+            has_keep: bool,
+        }
+        let mut dirs: BTreeMap<String, Dir> = BTreeMap::new();
         let mut base_seen = false;
         self.list(&base, None, |page| {
             for o in page.contents() {
@@ -381,49 +404,52 @@ impl S3Source {
                 let Some(rest) = o.key().and_then(|k| k.strip_prefix(&base)) else {
                     continue;
                 };
-                match classify_base(rest) {
-                    BaseObject::BackupInfo { id } => {
-                        let e = dirs.entry(id.to_string()).or_default();
-                        e.0.add(size(o));
-                        e.1 = true;
+                let (id, file) = match classify_base(rest) {
+                    BaseObject::BackupInfo { id } => (id, "backup.info"),
+                    BaseObject::BackupFile { id } => (id, &rest[id.len() + 1..]),
+                    BaseObject::Loose => {
+                        server.base_loose.add(size(o));
+                        continue;
                     }
-                    BaseObject::BackupFile { id } => {
-                        dirs.entry(id.to_string()).or_default().0.add(size(o))
+                };
+                let d = dirs.entry(id.to_string()).or_default();
+                d.usage.add(size(o));
+                match file {
+                    "backup.info" => {
+                        d.has_info = true;
+                        d.barman_bytes += size(o);
                     }
-                    BaseObject::Loose => server.base_loose.add(size(o)),
+                    "annotations/keep" => d.has_keep = true,
+                    f if is_backup_tar(f) => d.barman_bytes += size(o),
+                    _ => {}
                 }
             }
         })
         .await?;
-        let wals = format!("{root}wals/");
-        let mut wal_seen = false;
-        self.list(&wals, None, |page| {
-            for o in page.contents() {
-                wal_seen = true;
-                if let Some(rest) = o.key().and_then(|k| k.strip_prefix(&wals)) {
-                    server
-                        .wal
-                        .add(rest, size(o), o.last_modified().map(|t| t.as_secs_f64()));
-                }
-            }
-        })
-        .await?;
-        if !base_seen && !wal_seen {
-            return Ok(None);
-        }
         server.backups = stream::iter(dirs)
-            .map(|(id, (usage, has_info))| {
-                let key = format!("{base}{id}/backup.info");
+            .map(|(id, d)| {
+                let info_key = format!("{base}{id}/backup.info");
+                let keep_key = format!("{base}{id}/annotations/keep");
                 async move {
-                    let info = if has_info {
-                        self.get_backup_info(&key).await?
+                    let info = if d.has_info {
+                        self.get_backup_info(&info_key).await?
                     } else {
                         BackupInfoState::Missing
                     };
+                    let keep = if d.has_keep {
+                        match self.get_small(&keep_key).await? {
+                            Some(body) => Keep::from_body(&String::from_utf8_lossy(&body)),
+                            None => None,
+                        }
+                    } else {
+                        None
+                    };
                     Ok::<_, S3Error>(BackupDir {
                         id,
-                        objects: usage.objects,
-                        bytes: usage.bytes,
+                        objects: d.usage.objects,
+                        bytes: d.usage.bytes,
+                        barman_bytes: d.barman_bytes,
+                        keep,
                         info,
                     })
                 }
@@ -431,48 +457,104 @@ impl S3Source {
             .buffered(GET_CONCURRENCY)
             .try_collect()
             .await?;
+        let metas: Vec<BackupMeta> = server.backups.iter().filter_map(BackupDir::retention_meta).collect();
+        let unreadable = server
+            .backups
+            .iter()
+            .any(|b| matches!(&b.info, BackupInfoState::Unreadable(_)) || b.blocks_barman());
+        server.rules = WalRules::plan(&metas, opts.retention, opts.now, unreadable);
+
+        let wals = format!("{root}wals/");
+        let mut wal_seen = false;
+        self.list(&wals, None, |page| {
+            for o in page.contents() {
+                wal_seen = true;
+                if let Some(rest) = o.key().and_then(|k| k.strip_prefix(&wals)) {
+                    let modified = o.last_modified().map(|t| t.as_secs_f64());
+                    server.wal.add(rest, size(o), modified, &server.rules);
+                }
+            }
+        })
+        .await?;
+        if !base_seen && !wal_seen {
+            return Ok(None);
+        }
+        let keys: Vec<(u32, String)> = server
+            .wal
+            .history_keys
+            .iter()
+            .map(|(t, k)| (*t, format!("{wals}{k}")))
+            .collect();
+        let fetched: Vec<(u32, Option<Vec<u8>>)> = stream::iter(keys)
+            .map(|(tli, key)| async move { Ok::<_, S3Error>((tli, self.get_small(&key).await?)) })
+            .buffered(GET_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for (tli, body) in fetched {
+            let text = body.and_then(|b| decompress_history(&server.wal.history_keys[&tli], &b));
+            match text.as_deref().and_then(history::parse) {
+                Some(entries) => {
+                    server.histories.insert(tli, entries);
+                }
+                None => server.histories_unreadable += 1,
+            }
+        }
         Ok(Some(server))
+    }
+
+    /// GETs a small object (at most [`MAX_BACKUP_INFO_BYTES`]); `None` when it
+    /// is missing, refused or too large.
+    ///
+    /// # Errors
+    /// Network and server errors, which make the walk unreliable.
+    async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>, S3Error> {
+        match self.get_bounded(key).await? {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Fetches and parses one `backup.info`, reading at most
     /// [`MAX_BACKUP_INFO_BYTES`] + 1 bytes.
+    ///
+    /// # Errors
+    /// Network and server errors; a refused, oversized or malformed file is
+    /// [`BackupInfoState::Unreadable`] instead.
     pub async fn get_backup_info(&self, key: &str) -> Result<BackupInfoState, S3Error> {
+        Ok(match self.get_bounded(key).await? {
+            Ok(buf) => match BackupInfo::parse(&buf) {
+                Ok(info) => BackupInfoState::Parsed(Box::new(info)),
+                Err(e) => BackupInfoState::Unreadable(e.to_string()),
+            },
+            Err(why) => BackupInfoState::Unreadable(why),
+        })
+    }
+
+    /// GETs at most [`MAX_BACKUP_INFO_BYTES`] + 1 bytes of `key`. The inner
+    /// `Err` says why the object is unusable (refused, too large) without
+    /// failing the walk.
+    async fn get_bounded(&self, key: &str) -> Result<Result<Vec<u8>, String>, S3Error> {
         let get_err = |reason, message| S3Error::Get {
             bucket: self.bucket.clone(),
             key: key.to_string(),
             reason,
             message,
         };
-        let resp = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        let resp = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(r) => r,
             Err(e) => {
                 let message = DisplayErrorContext(&e).to_string();
                 let reason = classify(&e, status_of(&e), &message);
                 return match reason {
                     S3ErrorReason::AccessDenied | S3ErrorReason::ClientError => {
-                        Ok(BackupInfoState::Unreadable(format!(
-                            "GET refused ({}): {message}",
-                            reason.as_str()
-                        )))
+                        Ok(Err(format!("GET refused ({}): {message}", reason.as_str())))
                     }
                     _ => Err(get_err(reason, message)),
                 };
             }
         };
-        if resp
-            .content_length()
-            .is_some_and(|l| l as u64 > MAX_BACKUP_INFO_BYTES)
-        {
-            return Ok(BackupInfoState::Unreadable(format!(
-                "backup.info is larger than {MAX_BACKUP_INFO_BYTES} bytes"
-            )));
+        if resp.content_length().is_some_and(|l| l as u64 > MAX_BACKUP_INFO_BYTES) {
+            return Ok(Err(format!("larger than {MAX_BACKUP_INFO_BYTES} bytes")));
         }
         let mut body = resp.body;
         let mut buf = Vec::new();
@@ -483,13 +565,10 @@ impl S3Source {
         {
             buf.extend_from_slice(&chunk);
             if buf.len() as u64 > MAX_BACKUP_INFO_BYTES {
-                break;
+                return Ok(Err(format!("larger than {MAX_BACKUP_INFO_BYTES} bytes")));
             }
         }
-        Ok(match BackupInfo::parse(&buf) {
-            Ok(info) => BackupInfoState::Parsed(Box::new(info)),
-            Err(e) => BackupInfoState::Unreadable(e.to_string()),
-        })
+        Ok(Ok(buf))
     }
 
     /// Pages through `ListObjectsV2(prefix, delimiter)`, handing each page to `f`.

@@ -22,9 +22,7 @@ pub struct MetricDoc {
 
 /// Rows of the table in docs/metrics.md: name → type and labels.
 pub fn documented_metrics() -> BTreeMap<String, MetricDoc> {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md"))
-            .unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md")).unwrap();
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -57,10 +55,7 @@ pub struct Sample {
 /// Parses the samples of an exposition (simple label values only: no escaped quotes).
 pub fn samples(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let (head, value) = line.rsplit_once(' ').unwrap();
         let (name, labels) = match head.split_once('{') {
             Some((n, rest)) => (n, rest.trim_end_matches('}')),
@@ -167,13 +162,7 @@ impl Scenario {
     }
 
     /// Writes the access key files and returns an exporter config YAML for the scenario.
-    pub fn config_yaml(
-        &self,
-        dir: &Path,
-        interval: &str,
-        timeout: &str,
-        with_postgres: bool,
-    ) -> String {
+    pub fn config_yaml(&self, dir: &Path, interval: &str, timeout: &str, with_postgres: bool) -> String {
         let ak = dir.join("access_key_id");
         let sk = dir.join("secret_access_key");
         std::fs::write(&ak, &self.s3.access_key).unwrap();
@@ -213,12 +202,7 @@ targets:
     /// endpoint, returning stdout; panics with stderr on failure.
     pub fn barman(&self, tool: &str, args: &[&str]) -> String {
         let out = Command::new(self.barman_bin.join(tool))
-            .args([
-                "--endpoint-url",
-                &self.s3.endpoint,
-                "--cloud-provider",
-                "aws-s3",
-            ])
+            .args(["--endpoint-url", &self.s3.endpoint, "--cloud-provider", "aws-s3"])
             .args(args)
             .env("AWS_ACCESS_KEY_ID", &self.s3.access_key)
             .env("AWS_SECRET_ACCESS_KEY", &self.s3.secret_key)
@@ -239,20 +223,13 @@ targets:
             "barman-cloud-backup-list",
             &["--format", "json", &self.destination_path, server],
         );
-        let v: serde_json::Value =
-            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         v["backups_list"].as_array().cloned().unwrap_or_default()
     }
 
     /// An S3 client for direct listings with the scenario's credentials.
     pub async fn s3_client(&self) -> aws_sdk_s3::Client {
-        let creds = aws_sdk_s3::config::Credentials::new(
-            &self.s3.access_key,
-            &self.s3.secret_key,
-            None,
-            None,
-            "test",
-        );
+        let creds = aws_sdk_s3::config::Credentials::new(&self.s3.access_key, &self.s3.secret_key, None, None, "test");
         let conf = aws_sdk_s3::config::Builder::new()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new(self.s3.region.clone()))
@@ -296,8 +273,7 @@ targets:
 
     /// The key prefix (inside the bucket) of a server: `<path>/<server>/`.
     pub fn server_prefix(&self, server: &str) -> String {
-        let (_, prefix) =
-            barman_cloud_exporter::config::parse_destination(&self.destination_path).unwrap();
+        let (_, prefix) = barman_cloud_exporter::config::parse_destination(&self.destination_path).unwrap();
         format!("{prefix}{server}/")
     }
 }
@@ -315,8 +291,7 @@ impl Exporter {
     pub async fn start(yaml: impl FnOnce(&Path) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let text = yaml(dir.path());
-        let config =
-            Config::from_figment(figment::Figment::new().merge(Yaml::string(&text))).unwrap();
+        let config = Config::from_figment(figment::Figment::new().merge(Yaml::string(&text))).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
@@ -343,10 +318,7 @@ impl Exporter {
     pub async fn wait_ready(&self, within: Duration) {
         let start = Instant::now();
         while self.get("/readyz").await.0 != 200 {
-            assert!(
-                start.elapsed() < within,
-                "exporter not ready within {within:?}"
-            );
+            assert!(start.elapsed() < within, "exporter not ready within {within:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -363,7 +335,6 @@ impl Exporter {
 
 /// Unix seconds of an ISO-8601 / barman time string.
 pub fn unix(s: &str) -> f64 {
-    let t = barman_cloud_exporter::catalog::backup_info::parse_time(s)
-        .unwrap_or_else(|| panic!("bad time {s}"));
+    let t = barman_cloud_exporter::catalog::backup_info::parse_time(s).unwrap_or_else(|| panic!("bad time {s}"));
     t.timestamp_micros() as f64 / 1e6
 }

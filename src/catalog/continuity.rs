@@ -1,0 +1,318 @@
+//! WAL continuity: can the base backups be restored to the newest archived WAL?
+//!
+//! Rules (layout doc §7, barman 3.19.1 `xlog.py`): a backup needs every full
+//! segment from its `begin_wal` on; on a timeline switch recorded in
+//! `wals/<T>.history` (parent P, switch LSN L), P's segments are needed up to
+//! `segno(L) − 1` and T's from `segno(L)` on (P's `segno(L)` usually exists only
+//! as `.partial`, which never counts). The target is the newest full segment on
+//! the newest timeline. barman-cloud itself never checks this.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::history::HistoryEntry;
+use super::wal::{SegmentName, WalIndex};
+
+/// One stretch of the path to the newest WAL: `timeline` from `lo` to `hi`
+/// (inclusive linear segment numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Leg {
+    timeline: u32,
+    lo: u64,
+    hi: u64,
+}
+
+/// Continuity figures for one server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Continuity {
+    /// Newest timeline with a full segment.
+    pub timeline: u32,
+    /// The newest full segment on that timeline.
+    pub newest_segment: String,
+    /// End LSN (bytes) of that segment.
+    pub archived_lsn: u64,
+    /// Segments missing between the oldest DONE backup on the path and the
+    /// newest segment (`None` without such a backup).
+    pub missing_segments: Option<u64>,
+    /// The first missing segment, if any.
+    pub first_missing: Option<String>,
+    /// Newest `LastModified` of the unbroken chain from the oldest DONE
+    /// backup (the recovery window's end), Unix seconds.
+    pub recovery_window_end: Option<f64>,
+    /// Backup ids that can be restored to the newest WAL.
+    pub restorable: Vec<String>,
+    /// True when a timeline's `.history` needed for the path is missing or unreadable.
+    pub history_missing: bool,
+}
+
+/// A DONE backup as continuity needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupRange {
+    /// Backup id.
+    pub id: String,
+    /// `begin_wal`.
+    pub begin: SegmentName,
+    /// `end_wal`.
+    pub end: SegmentName,
+}
+
+/// Computes continuity. `backups` are the DONE backups oldest first;
+/// `histories` maps a timeline to its parsed `.history`; `segment_size` in bytes.
+pub fn analyze(
+    index: &WalIndex,
+    histories: &BTreeMap<u32, Vec<HistoryEntry>>,
+    backups: &[BackupRange],
+    segment_size: u64,
+) -> Option<Continuity> {
+    let timeline = index.newest_timeline()?;
+    let newest = index.newest_on(timeline)?;
+    let target = newest.segno(segment_size);
+    let (legs, history_missing) = path(timeline, target, histories, segment_size);
+    let runs: BTreeMap<u32, Vec<(u64, u64, f64)>> = legs
+        .iter()
+        .map(|l| (l.timeline, index.segno_runs(l.timeline, segment_size)))
+        .collect();
+    let walk = |start: SegmentName| scan(&legs, &runs, start, segment_size);
+    let mut c = Continuity {
+        timeline,
+        newest_segment: newest.to_string(),
+        archived_lsn: newest.end_lsn(segment_size),
+        missing_segments: None,
+        first_missing: None,
+        recovery_window_end: None,
+        restorable: Vec::new(),
+        history_missing,
+    };
+    if let Some((first, s)) = backups.iter().find_map(|b| walk(b.begin).map(|s| (b, s))) {
+        c.missing_segments = Some(s.missing);
+        c.first_missing = s.first_missing.map(|m| m.to_string());
+        // The window ends where the chain first breaks, if that is after the backup's own range.
+        let end_segno = first.end.segno(segment_size);
+        if s.first_missing
+            .is_none_or(|m| m.timeline != first.end.timeline || m.segno(segment_size) > end_segno)
+        {
+            c.recovery_window_end = s.chain_end_modified;
+        }
+    }
+    c.restorable = backups
+        .iter()
+        .filter(|b| walk(b.begin).is_some_and(|s| s.missing == 0))
+        .map(|b| b.id.clone())
+        .collect();
+    Some(c)
+}
+
+/// The legs from timeline 1 (or the oldest ancestor) to `timeline`, ending at `target`.
+fn path(
+    timeline: u32,
+    target: u64,
+    histories: &BTreeMap<u32, Vec<HistoryEntry>>,
+    segment_size: u64,
+) -> (Vec<Leg>, bool) {
+    let entries = if timeline > 1 { histories.get(&timeline) } else { None };
+    let mut legs = Vec::new();
+    let mut lo = 0;
+    if let Some(entries) = entries {
+        for e in entries {
+            let switch = e.switch_lsn / segment_size;
+            legs.push(Leg {
+                timeline: e.parent,
+                lo,
+                hi: switch.saturating_sub(1),
+            });
+            lo = switch;
+        }
+    }
+    legs.push(Leg {
+        timeline,
+        lo,
+        hi: target,
+    });
+    (legs, timeline > 1 && entries.is_none())
+}
+
+struct Scan {
+    missing: u64,
+    first_missing: Option<SegmentName>,
+    chain_end_modified: Option<f64>,
+}
+
+/// Counts missing segments from `start` to the end of the path; `None` when
+/// `start` is not on the path (an abandoned timeline, or past a switch).
+fn scan(legs: &[Leg], runs: &BTreeMap<u32, Vec<(u64, u64, f64)>>, start: SegmentName, size: u64) -> Option<Scan> {
+    let s = start.segno(size);
+    let first_leg = legs
+        .iter()
+        .position(|l| l.timeline == start.timeline && l.lo <= s && s <= l.hi)?;
+    let mut out = Scan {
+        missing: 0,
+        first_missing: None,
+        chain_end_modified: None,
+    };
+    let mut broken = false;
+    for (i, leg) in legs.iter().enumerate().skip(first_leg) {
+        let lo = if i == first_leg { s } else { leg.lo };
+        if lo > leg.hi {
+            continue;
+        }
+        let mut next = lo; // first segno not yet accounted for
+        for &(a, b, modified) in runs.get(&leg.timeline).into_iter().flatten() {
+            if b < next || a > leg.hi {
+                continue;
+            }
+            if a > next {
+                out.missing += a - next;
+                if out.first_missing.is_none() {
+                    out.first_missing = Some(SegmentName::from_segno(leg.timeline, next, size));
+                }
+                broken = true;
+            }
+            if !broken {
+                out.chain_end_modified = Some(modified);
+            }
+            next = b.min(leg.hi) + 1;
+            if next > leg.hi {
+                break;
+            }
+        }
+        if next <= leg.hi {
+            out.missing += leg.hi - next + 1;
+            if out.first_missing.is_none() {
+                out.first_missing = Some(SegmentName::from_segno(leg.timeline, next, size));
+            }
+            broken = true;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::wal::DEFAULT_SEGMENT_SIZE as S;
+
+    fn seg(n: &str) -> SegmentName {
+        SegmentName::parse(n).unwrap()
+    }
+
+    fn index(names: &[(&str, f64)]) -> WalIndex {
+        let mut i = WalIndex::default();
+        for (n, t) in names {
+            i.insert(seg(n), *t);
+        }
+        i
+    }
+
+    fn backup(id: &str, b: &str, e: &str) -> BackupRange {
+        BackupRange {
+            id: id.into(),
+            begin: seg(b),
+            end: seg(e),
+        }
+    }
+
+    /// The scenario's shape: timeline 1 segments 1..6 (7 only as .partial),
+    /// switch at 0/70000A0, timeline 2 from segment 7.
+    fn two_timelines(skip: Option<&str>) -> (WalIndex, BTreeMap<u32, Vec<HistoryEntry>>) {
+        let names = [
+            "000000010000000000000001",
+            "000000010000000000000002",
+            "000000010000000000000003",
+            "000000010000000000000004",
+            "000000010000000000000005",
+            "000000010000000000000006",
+            "000000020000000000000007",
+            "000000020000000000000008",
+            "000000020000000000000009",
+            "00000002000000000000000A",
+            "00000002000000000000000B",
+        ];
+        let list: Vec<(&str, f64)> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| Some(**n) != skip)
+            .map(|(i, n)| (*n, i as f64))
+            .collect();
+        let h = BTreeMap::from([(
+            2,
+            vec![HistoryEntry {
+                parent: 1,
+                switch_lsn: 0x0700_00A0,
+            }],
+        )]);
+        (index(&list), h)
+    }
+
+    #[test]
+    fn follows_a_promote_through_the_history_file() {
+        let (i, h) = two_timelines(None);
+        let backups = [
+            backup("b1", "000000010000000000000004", "000000010000000000000004"),
+            backup("b2", "000000020000000000000009", "000000020000000000000009"),
+        ];
+        let c = analyze(&i, &h, &backups, S).unwrap();
+        assert_eq!(c.timeline, 2);
+        assert_eq!(c.newest_segment, "00000002000000000000000B");
+        assert_eq!(c.archived_lsn, 0x0C00_0000);
+        assert_eq!(c.missing_segments, Some(0));
+        assert_eq!(c.restorable, vec!["b1", "b2"]);
+        assert_eq!(c.recovery_window_end, Some(10.0));
+        assert!(!c.history_missing);
+    }
+
+    #[test]
+    fn a_deleted_segment_breaks_the_chain() {
+        let (i, h) = two_timelines(Some("000000020000000000000008"));
+        let backups = [
+            backup("b1", "000000010000000000000004", "000000010000000000000004"),
+            backup("b2", "000000020000000000000009", "000000020000000000000009"),
+        ];
+        let c = analyze(&i, &h, &backups, S).unwrap();
+        assert_eq!(c.missing_segments, Some(1));
+        assert_eq!(c.first_missing.as_deref(), Some("000000020000000000000008"));
+        assert_eq!(c.restorable, vec!["b2"]);
+        // the chain from b1 ends at 2/07, archived at t=6
+        assert_eq!(c.recovery_window_end, Some(6.0));
+        // A gap inside the oldest backup's own range: no recovery window at all.
+        let (i, h) = two_timelines(Some("000000010000000000000004"));
+        let c = analyze(&i, &h, &backups, S).unwrap();
+        assert_eq!(c.missing_segments, Some(1));
+        assert_eq!(c.recovery_window_end, None);
+        assert_eq!(c.restorable, vec!["b2"]);
+    }
+
+    #[test]
+    fn missing_history_and_off_path_backups() {
+        let (i, _) = two_timelines(None);
+        let backups = [backup("b1", "000000010000000000000004", "000000010000000000000004")];
+        let c = analyze(&i, &BTreeMap::new(), &backups, S).unwrap();
+        assert!(c.history_missing);
+        assert_eq!(
+            c.missing_segments, None,
+            "b1 is not on a path to timeline 2 without its history"
+        );
+        assert!(c.restorable.is_empty());
+        // A backup on timeline 1 after the switch point is not on the path.
+        let (i, h) = two_timelines(None);
+        let late = [backup("late", "000000010000000000000008", "000000010000000000000008")];
+        assert!(analyze(&i, &h, &late, S).unwrap().restorable.is_empty());
+        assert!(analyze(&WalIndex::default(), &h, &late, S).is_none());
+    }
+
+    #[test]
+    fn wraps_log_boundaries_with_64_mib_segments() {
+        let size = 64 << 20;
+        let i = index(&[
+            ("00000001000000000000003E", 1.0),
+            ("00000001000000000000003F", 2.0),
+            ("000000010000000100000000", 3.0),
+            ("000000010000000100000002", 4.0),
+        ]);
+        let b = [backup("b", "00000001000000000000003E", "00000001000000000000003E")];
+        let c = analyze(&i, &BTreeMap::new(), &b, size).unwrap();
+        assert_eq!(c.missing_segments, Some(1));
+        assert_eq!(c.first_missing.as_deref(), Some("000000010000000100000001"));
+        assert_eq!(c.recovery_window_end, Some(3.0));
+    }
+}

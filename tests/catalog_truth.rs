@@ -1,0 +1,396 @@
+//! Catalogue truth on real layouts: continuity across a promote, leftovers,
+//! the archiver cross-check, a WAL gap, and the retention simulation checked
+//! against `barman-cloud-backup-delete --dry-run` itself.
+//!
+//! Gap and retention cases work on copies of the real `pg-main` server under
+//! their own destination paths in the scenario's bucket (made by the test,
+//! never by the exporter), so the shared scenario stays untouched.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{Exporter, Scenario, samples, value};
+
+/// Linear segment number of a 24-hex WAL name (16 MiB segments).
+fn segno(name: &str) -> (u32, u64) {
+    let tli = u32::from_str_radix(&name[..8], 16).unwrap();
+    let log = u64::from_str_radix(&name[8..16], 16).unwrap();
+    let seg = u64::from_str_radix(&name[16..24], 16).unwrap();
+    (tli, log * 256 + seg)
+}
+
+/// Full segment names (bare) of a listing under `<prefix>wals/`.
+fn segments(listing: &[(String, i64, f64)], prefix: &str) -> Vec<(String, i64, f64)> {
+    listing
+        .iter()
+        .filter_map(|(k, sz, t)| {
+            let rest = k.strip_prefix(&format!("{prefix}wals/"))?;
+            let (_, base) = rest.split_once('/')?;
+            let bare = base.strip_suffix(".gz").unwrap_or(base);
+            (bare.len() == 24).then(|| (bare.to_string(), *sz, *t))
+        })
+        .collect()
+}
+
+/// Copies every object of `server` from the scenario's destination to `dest_prefix<server>/`,
+/// skipping keys for which `skip` is true and rewriting `backup.info` through `edit`.
+async fn copy_server(
+    sc: &Scenario,
+    server: &str,
+    dest_prefix: &str,
+    skip: impl Fn(&str) -> bool,
+    edit: impl Fn(&str, String) -> String,
+) {
+    let client = sc.s3_client().await;
+    let src = sc.server_prefix(server);
+    for (key, _) in sc.list(&src).await {
+        if skip(&key) {
+            continue;
+        }
+        let rel = &key[src.len()..];
+        let body = client.get_object().bucket(&sc.bucket).key(&key).send().await.unwrap();
+        let mut bytes = body.body.collect().await.unwrap().into_bytes().to_vec();
+        if rel.ends_with("backup.info") {
+            bytes = edit(rel, String::from_utf8(bytes).unwrap()).into_bytes();
+        }
+        client
+            .put_object()
+            .bucket(&sc.bucket)
+            .key(format!("{dest_prefix}{server}/{rel}"))
+            .body(bytes.into())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+fn exporter_yaml(sc: &Scenario, dir: &std::path::Path, destination: &str, extra: &str) -> String {
+    sc.config_yaml(dir, "1h", "1m", false)
+        .replace(&sc.destination_path, destination)
+        .replace("    servers: [\"pg-main\"]\n", extra)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuity_leftovers_and_archiver_cross_check_on_a_promoted_cluster() {
+    let sc = Scenario::load();
+    let exporter = Exporter::start(|dir| {
+        let mut y = sc.config_yaml(dir, "1h", "1m", true);
+        // A second target whose PostgreSQL is said to archive to the old server: the cross-check must say 0.
+        let second = sc.config_yaml(dir, "1h", "1m", true);
+        let second = second[second.find("  - name:").unwrap()..]
+            .replace("name: scenario", "name: wrong-server")
+            .replace(&format!("server: \"{}\"", sc.postgres.server), "server: \"pg-old\"");
+        y.push_str(&second);
+        y
+    })
+    .await;
+    exporter.wait_ready(Duration::from_secs(60)).await;
+    let (_, body) = exporter.get("/metrics").await;
+    let s = samples(&body);
+    let main = [("target", "scenario"), ("server", "pg-main")];
+    let prefix = sc.server_prefix("pg-main");
+    let listing = sc.list_full(&prefix).await;
+    let segs = segments(&listing, &prefix);
+    let newest = segs.iter().map(|(n, _, _)| n.clone()).max().unwrap();
+    let (newest_tli, newest_segno) = segno(&newest);
+    assert_eq!(
+        value(&s, "barman_cloud_wal_timeline", &main),
+        Some(f64::from(newest_tli))
+    );
+    assert_eq!(newest_tli, 2, "the scenario promoted to timeline 2");
+    assert_eq!(
+        value(&s, "barman_cloud_wal_archived_lsn_bytes", &main),
+        Some(((newest_segno + 1) * 16 * 1024 * 1024) as f64)
+    );
+    assert_eq!(
+        value(&s, "barman_cloud_wal_missing_segments", &main),
+        Some(0.0),
+        "{body}"
+    );
+    let barman = sc.barman_backup_list("pg-main");
+    let done: Vec<&serde_json::Value> = barman.iter().filter(|b| b["status"] == "DONE").collect();
+    assert_eq!(
+        value(&s, "barman_cloud_backups_restorable", &main),
+        Some(done.len() as f64)
+    );
+    let newest_modified = segs.iter().find(|(n, _, _)| *n == newest).unwrap().2;
+    assert_eq!(
+        value(&s, "barman_cloud_recovery_window_end_timestamp_seconds", &main),
+        Some(newest_modified)
+    );
+    assert_eq!(value(&s, "barman_cloud_server_systems", &main), Some(1.0));
+    assert_eq!(value(&s, "barman_cloud_backups_stuck", &main), Some(0.0));
+    let begins: Vec<f64> = done
+        .iter()
+        .map(|b| common::unix(b["begin_time_iso"].as_str().unwrap()))
+        .collect();
+    let gap = begins[1] - begins[0];
+    let interval = value(&s, "barman_cloud_backup_interval_seconds", &main).unwrap();
+    assert!((interval - gap).abs() < 1e-3, "{interval} vs {gap}");
+
+    // Leftovers: WAL below the oldest DONE backup's begin_wal on its timeline (or on a lower one).
+    let first = done
+        .iter()
+        .min_by_key(|b| b["backup_id"].as_str().unwrap().to_string())
+        .unwrap();
+    let (ftli, fseg) = segno(first["begin_wal"].as_str().unwrap());
+    let mut expected = (0.0, 0.0);
+    for (k, sz, _) in &listing {
+        let Some(rest) = k.strip_prefix(&format!("{prefix}wals/")) else {
+            continue;
+        };
+        let Some((_, base)) = rest.split_once('/') else {
+            continue;
+        };
+        let (tli, n) = segno(base);
+        if (tli == ftli && n < fseg) || tli < ftli {
+            expected.0 += 1.0;
+            expected.1 += *sz as f64;
+        }
+    }
+    assert!(expected.0 >= 1.0, "the scenario has WAL before its first backup");
+    let r = |reason| [main[0], main[1], ("reason", reason)];
+    assert_eq!(
+        value(&s, "barman_cloud_wal_before_first_backup_objects", &r("unprotected")),
+        Some(expected.0)
+    );
+    assert_eq!(
+        value(&s, "barman_cloud_wal_before_first_backup_bytes", &r("unprotected")),
+        Some(expected.1)
+    );
+    for reason in ["failed_or_started_backup", "keep_annotation", "history"] {
+        assert_eq!(
+            value(&s, "barman_cloud_wal_before_first_backup_objects", &r(reason)),
+            Some(0.0)
+        );
+    }
+
+    // Orphans: pg-old is listed in no `servers`; its bytes are orphan bytes.
+    let old: i64 = sc
+        .list(&sc.server_prefix("pg-old"))
+        .await
+        .iter()
+        .map(|(_, sz)| sz)
+        .sum();
+    assert_eq!(value(&s, "barman_cloud_orphan_bytes", &[main[0]]), Some(old as f64));
+
+    // Archiver cross-check against pg_stat_archiver.
+    let (client, conn) = tokio_postgres::connect(&sc.postgres.superuser_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT last_archived_wal, pg_walfile_name(pg_current_wal_lsn()) FROM pg_stat_archiver",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (last, current): (String, String) = (row.get(0), row.get(1));
+    assert_eq!(
+        value(&s, "barman_cloud_pg_archiver_last_archived_wal_in_storage", &main),
+        Some(1.0)
+    );
+    if last.len() == 24 {
+        let pending = segno(&current).1 - segno(&last).1 - 1;
+        assert_eq!(
+            value(&s, "barman_cloud_pg_archiver_pending_segments", &main),
+            Some(pending as f64)
+        );
+    }
+    let wrong = [("target", "wrong-server"), ("server", "pg-old")];
+    assert_eq!(
+        value(&s, "barman_cloud_pg_archiver_last_archived_wal_in_storage", &wrong),
+        Some(0.0)
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_segment_is_a_gap_and_breaks_older_backups() {
+    let sc = Scenario::load();
+    let dest_prefix = "copies/gap/";
+    let prefix = sc.server_prefix("pg-main");
+    let segs = segments(&sc.list_full(&prefix).await, &prefix);
+    let barman = sc.barman_backup_list("pg-main");
+    // Delete (skip copying) the segment right after the oldest backup's end_wal.
+    let oldest = barman
+        .iter()
+        .min_by_key(|b| b["backup_id"].as_str().unwrap().to_string())
+        .unwrap();
+    let (tli, end) = segno(oldest["end_wal"].as_str().unwrap());
+    let victim = segs
+        .iter()
+        .map(|(n, _, _)| n.clone())
+        .filter(|n| segno(n).1 > end && segno(n).0 >= tli)
+        .min()
+        .unwrap();
+    copy_server(&sc, "pg-main", dest_prefix, |k| k.contains(&victim), |_, t| t).await;
+    let dest = format!("s3://{}/{}", sc.bucket, dest_prefix.trim_end_matches('/'));
+    let exporter = Exporter::start(|dir| exporter_yaml(&sc, dir, &dest, "")).await;
+    exporter.wait_ready(Duration::from_secs(60)).await;
+    let (_, body) = exporter.get("/metrics").await;
+    let s = samples(&body);
+    let l = [("target", "scenario"), ("server", "pg-main")];
+    assert_eq!(value(&s, "barman_cloud_wal_missing_segments", &l), Some(1.0), "{body}");
+    // Only backups starting after the gap can still reach the newest WAL.
+    let after: usize = barman
+        .iter()
+        .filter(|b| b["status"] == "DONE" && b["begin_wal"].as_str().unwrap() > victim.as_str())
+        .count();
+    assert_eq!(value(&s, "barman_cloud_backups_restorable", &l), Some(after as f64));
+    let (_, json) = exporter.get("/api/status").await;
+    assert!(json.contains(&format!("\"first_missing\":\"{victim}\"")), "{json}");
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
+    let sc = Scenario::load();
+    let dest_prefix = "copies/retention/";
+    // Shift the backups back in time: the oldest ends 10 days ago, the next 5 days ago.
+    let ids: Vec<String> = sc
+        .barman_backup_list("pg-main")
+        .iter()
+        .map(|b| b["backup_id"].as_str().unwrap().to_string())
+        .collect();
+    let shift = |rel: &str, text: String| -> String {
+        let days = if rel.starts_with(&ids[0]) { 10 } else { 5 };
+        let moved = |v: &str| -> String {
+            let t = chrono::DateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S%.f%:z").unwrap();
+            (t - chrono::Duration::days(days))
+                .format("%Y-%m-%d %H:%M:%S%.6f%:z")
+                .to_string()
+        };
+        text.lines()
+            .map(|l| match l.split_once('=') {
+                Some((k @ ("begin_time" | "end_time"), v)) if v != "None" => format!("{k}={}", moved(v)),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
+    copy_server(&sc, "pg-main", dest_prefix, |_| false, shift).await;
+    let dest = format!("s3://{}/{}", sc.bucket, dest_prefix.trim_end_matches('/'));
+
+    // barman's answer: the objects a dry run would delete.
+    let out = sc.barman(
+        "barman-cloud-backup-delete",
+        &[
+            "--dry-run",
+            "--retention-policy",
+            "RECOVERY WINDOW OF 1 DAYS",
+            &dest,
+            "pg-main",
+        ],
+    );
+    let mut doomed: BTreeSet<String> = BTreeSet::new();
+    let listing = sc.list(&format!("{dest_prefix}pg-main/")).await;
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("Skipping deletion of objects [") {
+            let list = rest.split(']').next().unwrap();
+            doomed.extend(list.split(", ").map(|k| k.trim_matches('\'').to_string()));
+        } else if let Some(rest) = line.strip_prefix("Skipping deletion of all objects under prefix ") {
+            let p = rest.split(' ').next().unwrap();
+            doomed.extend(listing.iter().filter(|(k, _)| k.starts_with(p)).map(|(k, _)| k.clone()));
+        }
+    }
+    let existing: BTreeSet<String> = listing.iter().map(|(k, _)| k.clone()).collect();
+    doomed.retain(|k| existing.contains(k)); // snapshot/label paths barman names but that do not exist
+    let doomed_bytes: i64 = listing.iter().filter(|(k, _)| doomed.contains(k)).map(|(_, s)| s).sum();
+    let obsolete = out.lines().filter(|l| l.contains("backup.info")).count();
+    assert_eq!(obsolete, 1, "barman marks the oldest backup obsolete:\n{out}");
+    assert!(
+        doomed.iter().any(|k| k.contains("/wals/")),
+        "barman deletes WAL too:\n{out}"
+    );
+
+    let exporter = Exporter::start(|dir| exporter_yaml(&sc, dir, &dest, "    retention_policy: 1d\n")).await;
+    exporter.wait_ready(Duration::from_secs(60)).await;
+    let (_, body) = exporter.get("/metrics").await;
+    let s = samples(&body);
+    let l = [("target", "scenario"), ("server", "pg-main")];
+    assert_eq!(
+        value(&s, "barman_cloud_retention_obsolete_backups", &l),
+        Some(obsolete as f64),
+        "{body}"
+    );
+    assert_eq!(
+        value(&s, "barman_cloud_retention_reclaimable_bytes", &l),
+        Some(doomed_bytes as f64),
+        "barman would delete {doomed:#?}"
+    );
+    exporter.stop().await;
+
+    // Now really delete (on the copy) and look again: nothing reclaimable, and
+    // what is left below the new first backup is exactly what the bucket holds.
+    sc.barman(
+        "barman-cloud-backup-delete",
+        &["--retention-policy", "RECOVERY WINDOW OF 1 DAYS", &dest, "pg-main"],
+    );
+    let after = sc.list(&format!("{dest_prefix}pg-main/")).await;
+    assert!(
+        after.iter().all(|(k, _)| !doomed.contains(k)),
+        "barman deleted what the dry run said"
+    );
+    let out = sc.barman("barman-cloud-backup-list", &["--format", "json", &dest, "pg-main"]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let first = list["backups_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["status"] == "DONE")
+        .min_by_key(|b| b["backup_id"].as_str().unwrap().to_string())
+        .unwrap()
+        .clone();
+    let (ftli, fseg) = segno(first["begin_wal"].as_str().unwrap());
+    let wal_prefix = format!("{dest_prefix}pg-main/wals/");
+    let (mut unprotected, mut history) = ((0.0, 0.0), 0.0);
+    for (k, sz) in &after {
+        let Some(rest) = k.strip_prefix(&wal_prefix) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            Some((_, base)) => {
+                let (tli, n) = segno(base);
+                if (tli == ftli && n < fseg) || tli < ftli {
+                    unprotected.0 += 1.0;
+                    unprotected.1 += *sz as f64;
+                }
+            }
+            None if rest.contains(".history") => history += 1.0,
+            None => {}
+        }
+    }
+    assert!(
+        unprotected.0 >= 1.0,
+        "timeline 1 WAL survives the deletion (barman's protected-timeline quirk)"
+    );
+    let exporter = Exporter::start(|dir| exporter_yaml(&sc, dir, &dest, "    retention_policy: 1d\n")).await;
+    exporter.wait_ready(Duration::from_secs(60)).await;
+    let (_, body) = exporter.get("/metrics").await;
+    let s = samples(&body);
+    assert_eq!(value(&s, "barman_cloud_retention_obsolete_backups", &l), Some(0.0));
+    assert_eq!(value(&s, "barman_cloud_retention_reclaimable_bytes", &l), Some(0.0));
+    let r = |reason| [l[0], l[1], ("reason", reason)];
+    assert_eq!(
+        value(&s, "barman_cloud_wal_before_first_backup_objects", &r("unprotected")),
+        Some(unprotected.0)
+    );
+    assert_eq!(
+        value(&s, "barman_cloud_wal_before_first_backup_bytes", &r("unprotected")),
+        Some(unprotected.1)
+    );
+    assert_eq!(
+        value(&s, "barman_cloud_wal_before_first_backup_objects", &r("history")),
+        Some(history)
+    );
+    assert_eq!(
+        value(&s, "barman_cloud_backups", &[l[0], l[1], ("status", "done")]),
+        Some(1.0)
+    );
+    exporter.stop().await;
+}
