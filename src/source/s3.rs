@@ -40,21 +40,30 @@ pub struct WalkOptions {
     pub now: f64,
 }
 
-/// Decodes a `.history` object's body: plain, or gzip/bzip2 as barman-cloud
-/// writes it with `-z`/`-j`. Other compressions are not decoded (`None`).
+/// Decodes a `.history` object's body: plain, or compressed with any of
+/// barman-cloud's `ALLOWED_COMPRESSIONS` (gzip, bzip2, xz, snappy framing,
+/// zstd, lz4 frame). `None` when it does not decode.
 fn decompress_history(key: &str, body: &[u8]) -> Option<String> {
     use std::io::Read;
-    let mut out = String::new();
-    if key.ends_with(".gz") {
-        flate2::read::GzDecoder::new(body).read_to_string(&mut out).ok()?;
-    } else if key.ends_with(".bz2") {
-        bzip2::read::BzDecoder::new(body).read_to_string(&mut out).ok()?;
-    } else if key.ends_with(".history") {
-        out = String::from_utf8(body.to_vec()).ok()?;
-    } else {
+    let suffix = key.rsplit('.').next().unwrap_or("");
+    let mut out = Vec::new();
+    let ok = match suffix {
+        "history" => {
+            out = body.to_vec();
+            true
+        }
+        "gz" => flate2::read::GzDecoder::new(body).read_to_end(&mut out).is_ok(),
+        "bz2" => bzip2::read::BzDecoder::new(body).read_to_end(&mut out).is_ok(),
+        "xz" => lzma_rs::xz_decompress(&mut std::io::BufReader::new(body), &mut out).is_ok(),
+        "snappy" => snap::read::FrameDecoder::new(body).read_to_end(&mut out).is_ok(),
+        "zst" => ruzstd::decoding::StreamingDecoder::new(body).is_ok_and(|mut d| d.read_to_end(&mut out).is_ok()),
+        "lz4" => lz4_flex::frame::FrameDecoder::new(body).read_to_end(&mut out).is_ok(),
+        _ => false,
+    };
+    if !ok || out.len() as u64 > MAX_BACKUP_INFO_BYTES {
         return None;
     }
-    Some(out)
+    String::from_utf8(out).ok()
 }
 
 /// How many server prefixes are walked at once per target.
@@ -604,4 +613,55 @@ impl S3Source {
 
 fn size(o: &aws_sdk_s3::types::Object) -> u64 {
     o.size().unwrap_or(0).max(0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decompress_history;
+    use std::io::Write;
+
+    const TEXT: &str = "1\t0/70000A0\tno recovery target specified\n";
+
+    #[test]
+    fn decodes_history_in_every_barman_compression() {
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(TEXT.as_bytes()).unwrap();
+            e.finish().unwrap()
+        };
+        let bz = {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+            e.write_all(TEXT.as_bytes()).unwrap();
+            e.finish().unwrap()
+        };
+        let sn = {
+            let mut e = snap::write::FrameEncoder::new(Vec::new());
+            e.write_all(TEXT.as_bytes()).unwrap();
+            e.into_inner().unwrap()
+        };
+        let lz = {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(TEXT.as_bytes()).unwrap();
+            e.finish().unwrap()
+        };
+        let xz = {
+            let mut out = Vec::new();
+            lzma_rs::xz_compress(&mut std::io::BufReader::new(TEXT.as_bytes()), &mut out).unwrap();
+            out
+        };
+        let zst = ruzstd::encoding::compress_to_vec(TEXT.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
+        for (key, body) in [
+            ("00000002.history", TEXT.as_bytes().to_vec()),
+            ("00000002.history.gz", gz),
+            ("00000002.history.bz2", bz),
+            ("00000002.history.snappy", sn),
+            ("00000002.history.lz4", lz),
+            ("00000002.history.xz", xz),
+            ("00000002.history.zst", zst),
+        ] {
+            assert_eq!(decompress_history(key, &body).as_deref(), Some(TEXT), "{key}");
+        }
+        assert_eq!(decompress_history("00000002.history.gz", b"not gzip"), None);
+        assert_eq!(decompress_history("00000002.history.rar", TEXT.as_bytes()), None);
+    }
 }
