@@ -394,3 +394,86 @@ async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
     );
     exporter.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_dirs_without_a_readable_backup_info_are_counted_and_block_retention() {
+    let sc = Scenario::load();
+    let dest_prefix = "copies/unreadable/";
+    copy_server(&sc, "pg-main", dest_prefix, |_| false, |_, t| t).await;
+    let client = sc.s3_client().await;
+    let base = format!("{dest_prefix}pg-main/base/");
+    // A directory with a tar but no backup.info (e.g. an interrupted upload) ...
+    client
+        .put_object()
+        .bucket(&sc.bucket)
+        .key(format!("{base}20200101T000000/data.tar.gz"))
+        .body(b"not really a tar".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    // ... and one whose backup.info has a line without '=' (barman: "unreadable").
+    client
+        .put_object()
+        .bucket(&sc.bucket)
+        .key(format!("{base}20200102T000000/backup.info"))
+        .body(b"status=DONE\nthis line has no equals sign\n".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let dest = format!("s3://{}/{}", sc.bucket, dest_prefix.trim_end_matches('/'));
+    // barman lists neither, and refuses to apply retention.
+    let out = sc.barman("barman-cloud-backup-list", &["--format", "json", &dest, "pg-main"]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let barman_ids: Vec<&str> = list["backups_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["backup_id"].as_str().unwrap())
+        .collect();
+    assert!(!barman_ids.contains(&"20200101T000000") && !barman_ids.contains(&"20200102T000000"));
+    let refused = std::process::Command::new(sc.barman_bin.join("barman-cloud-backup-delete"))
+        .args([
+            "--endpoint-url",
+            &sc.s3.endpoint,
+            "--cloud-provider",
+            "aws-s3",
+            "--dry-run",
+        ])
+        .args(["--retention-policy", "RECOVERY WINDOW OF 1 DAYS", &dest, "pg-main"])
+        .env("AWS_ACCESS_KEY_ID", &sc.s3.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &sc.s3.secret_key)
+        .env("AWS_DEFAULT_REGION", &sc.s3.region)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Unsafe to proceed"));
+
+    let exporter = Exporter::start(|dir| exporter_yaml(&sc, dir, &dest, "    retention_policy: 1d\n")).await;
+    exporter.wait_ready(Duration::from_secs(60)).await;
+    let (_, body) = exporter.get("/metrics").await;
+    let s = samples(&body);
+    let l = |status| [("target", "scenario"), ("server", "pg-main"), ("status", status)];
+    assert_eq!(value(&s, "barman_cloud_backups", &l("unreadable")), Some(2.0), "{body}");
+    assert_eq!(
+        value(&s, "barman_cloud_backups", &l("done")),
+        Some(barman_ids.len() as f64)
+    );
+    let t = [("target", "scenario"), ("server", "pg-main")];
+    assert_eq!(value(&s, "barman_cloud_retention_obsolete_backups", &t), Some(0.0));
+    assert_eq!(value(&s, "barman_cloud_retention_reclaimable_bytes", &t), Some(0.0));
+    // The collection itself succeeded: bad input is counted, never fatal.
+    assert_eq!(
+        value(
+            &s,
+            "barman_cloud_collector_up",
+            &[("target", "scenario"), ("collector", "s3")]
+        ),
+        Some(1.0)
+    );
+    let (_, json) = exporter.get("/api/status").await;
+    assert!(
+        json.contains("no '=' in line") && json.contains("\"blocked\":true"),
+        "{json}"
+    );
+    exporter.stop().await;
+}
