@@ -198,16 +198,62 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.up{{color:#080}}.
             );
         }
         h.push_str("</table>");
+        h.push_str("<table><tr><th>server</th><th>timeline</th><th>newest WAL</th><th>missing segments</th><th>first missing</th><th>recovery window</th><th>restorable</th><th>WAL before first backup (unprotected)</th><th>retention: obsolete / reclaimable</th></tr>");
+        for s in &summary.servers {
+            let c = s.continuity.as_ref();
+            let window = format!(
+                "{} → {}",
+                time(s.first_recoverability_point),
+                time(c.and_then(|c| c.recovery_window_end))
+            );
+            let missing = c.and_then(|c| c.missing_segments);
+            let leftover = s
+                .leftover(crate::catalog::retention::LeftoverReason::Unprotected)
+                .map_or_else(|| "–".into(), |u| format!("{} objects, {} bytes", u.objects, u.bytes));
+            let retention = s.retention.as_ref().map_or_else(
+                || "not configured".into(),
+                |r| {
+                    if r.blocked {
+                        "blocked (unreadable backup.info)".to_string()
+                    } else {
+                        format!("{} / {} bytes", r.obsolete_backups.len(), r.reclaimable_bytes)
+                    }
+                },
+            );
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&s.name),
+                c.map_or_else(|| "–".into(), |c| c.timeline.to_string()),
+                esc(c.map_or("–", |c| c.newest_segment.as_str())),
+                match missing {
+                    Some(0) => "0".to_string(),
+                    Some(n) => format!("<span class=down>{n}</span>"),
+                    None => "–".into(),
+                },
+                esc(c.and_then(|c| c.first_missing.as_deref()).unwrap_or("–")),
+                esc(&window),
+                c.map_or(0, |c| c.restorable.len()),
+                esc(&leftover),
+                esc(&retention),
+            );
+        }
+        h.push_str("</table>");
         for s in &summary.servers {
             let _ = write!(
                 h,
-                "<h3>Backups of {}</h3><table><tr><th>id</th><th>status</th><th>begin</th><th>end</th><th>timeline</th><th>WAL</th><th>bytes</th><th>error</th></tr>",
+                "<h3>Backups of {}</h3><table><tr><th>id</th><th>status</th><th>begin</th><th>end</th><th>timeline</th><th>WAL</th><th>bytes</th><th>restorable to newest WAL</th><th>error</th></tr>",
                 esc(&s.name)
             );
+            let restorable = |id: &str| {
+                s.continuity
+                    .as_ref()
+                    .is_some_and(|c| c.restorable.iter().any(|r| r == id))
+            };
             for b in &s.backup_list {
                 let _ = write!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}..{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}..{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(&b.id),
                     esc(&b.status),
                     time(b.begin_time),
@@ -216,6 +262,13 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.up{{color:#080}}.
                     esc(b.begin_wal.as_deref().unwrap_or("?")),
                     esc(b.end_wal.as_deref().unwrap_or("?")),
                     b.bytes,
+                    if b.status != "DONE" {
+                        "–"
+                    } else if restorable(&b.id) {
+                        "yes"
+                    } else {
+                        "<span class=down>no</span>"
+                    },
                     esc(b.error.as_deref().unwrap_or("")),
                 );
             }

@@ -243,6 +243,8 @@ async fn a_deleted_segment_is_a_gap_and_breaks_older_backups() {
     assert_eq!(value(&s, "barman_cloud_backups_restorable", &l), Some(after as f64));
     let (_, json) = exporter.get("/api/status").await;
     assert!(json.contains(&format!("\"first_missing\":\"{victim}\"")), "{json}");
+    let (_, html) = exporter.get("/").await;
+    assert!(html.contains(&victim) && html.contains("<span class=down>1</span>"), "landing page shows the gap");
     exporter.stop().await;
 }
 
