@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use backup_info::BackupInfo;
 use history::HistoryEntry;
 use key::{WalFile, WalKind};
-use retention::{BackupMeta, Keep, WalRules};
+use retention::{BackupMeta, Keep, Removal, WalRules};
 use wal::{SegmentName, WalIndex};
 
 /// What is known about one `base/<backup_id>/` directory that holds at least
@@ -100,6 +100,10 @@ pub struct WalTotals {
     pub leftovers: [Usage; 4],
     /// WAL objects the simulated `barman-cloud-backup-delete` would remove.
     pub reclaimable: Usage,
+    /// Bare names removable by name in the directory being listed, with the
+    /// size counted for them (barman removes one path per bare name). Cleared
+    /// at each new directory, so it is bounded by one directory's size.
+    by_name: (Option<String>, BTreeMap<String, u64>),
 }
 
 impl WalTotals {
@@ -129,8 +133,20 @@ impl WalTotals {
         if let Some(reason) = rules.leftover(&file) {
             self.leftovers[reason.index()].add(size);
         }
-        if rules.reclaimable(&file, key::wal_dir(rest)) {
-            self.reclaimable.add(size);
+        match rules.removal(&file, key::wal_dir(rest)) {
+            Some(Removal::Prefix) => self.reclaimable.add(size),
+            Some(Removal::ByName) => {
+                let dir = rest.rsplit_once('/').map(|(d, _)| d.to_string());
+                if self.by_name.0 != dir {
+                    self.by_name = (dir, BTreeMap::new());
+                }
+                // The later path of the same bare name replaces the earlier one.
+                match self.by_name.1.insert(key::bare_wal_name(rest, &file), size) {
+                    Some(earlier) => self.reclaimable.bytes = self.reclaimable.bytes - earlier + size,
+                    None => self.reclaimable.add(size),
+                }
+            }
+            None => {}
         }
         file
     }

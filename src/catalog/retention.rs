@@ -194,6 +194,15 @@ fn in_range(f: &WalFile, (b, e): (SegmentName, SegmentName)) -> bool {
     }
 }
 
+/// How a simulated deletion removes a WAL object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// With everything under its `wals/<TLI><LOG>/` directory.
+    Prefix,
+    /// By its bare WAL name (one path per name).
+    ByName,
+}
+
 /// The result of planning: retention figures plus the per-object rules.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WalRules {
@@ -270,9 +279,18 @@ impl WalRules {
     /// object; `dir` is the `(timeline, log)` of its `wals/<TLI><LOG>/`
     /// directory, if it is in one.
     pub fn reclaimable(&self, f: &WalFile, dir: Option<(u32, u32)>) -> bool {
-        self.deletions
-            .iter()
-            .any(|d| dir.is_some_and(|(t, l)| d.removes_prefix(t, l)) || d.removes(f))
+        self.removal(f, dir).is_some()
+    }
+
+    /// How the simulated deletion removes the object, if it does: the prefix
+    /// shortcut removes every object under the directory; the per-object rule
+    /// works on barman's WAL dict keyed by bare name, so of `X` and `X.gz` only
+    /// the path listed last is removed.
+    pub fn removal(&self, f: &WalFile, dir: Option<(u32, u32)>) -> Option<Removal> {
+        if dir.is_some_and(|(t, l)| self.deletions.iter().any(|d| d.removes_prefix(t, l))) {
+            return Some(Removal::Prefix);
+        }
+        self.deletions.iter().any(|d| d.removes(f)).then_some(Removal::ByName)
     }
 
     /// Why this object, older than the oldest DONE backup needs, survives;
@@ -541,6 +559,42 @@ mod tests {
         assert!(
             !r.reclaimable(&junk, Some((1, 2))),
             "U's own log directory is checked per object"
+        );
+    }
+
+    #[test]
+    fn both_x_and_x_gz_count_once_as_barman_deletes_one_path_per_name() {
+        let now = 100.0 * DAY;
+        let d = done(
+            "20250101T000000",
+            1,
+            "000000010000000000000002",
+            "000000010000000000000002",
+            now - 10.0 * DAY,
+        );
+        let u = done(
+            "20250102T000000",
+            1,
+            "000000010000000000000009",
+            "000000010000000000000009",
+            now - 5.0 * DAY,
+        );
+        let rules = WalRules::plan(&[d, u], RetentionPolicy::parse("1d"), now, false);
+        let mut totals = crate::catalog::WalTotals::default();
+        for (key, size) in [
+            ("0000000100000000/000000010000000000000003", 100),
+            ("0000000100000000/000000010000000000000003.00000028.backup.gz", 1),
+            ("0000000100000000/000000010000000000000003.gz", 10),
+            ("0000000100000000/000000010000000000000004.gz", 20),
+        ] {
+            totals.add(key, size, Some(0.0), &rules);
+        }
+        // 03.gz replaces 03 (listed later); the label and 04 count on their own.
+        assert_eq!(totals.reclaimable, crate::catalog::Usage { objects: 3, bytes: 31 });
+        assert_eq!(
+            totals.by_kind[WalKind::Segment.index()].objects,
+            3,
+            "objects are still all counted"
         );
     }
 
