@@ -244,7 +244,10 @@ async fn a_deleted_segment_is_a_gap_and_breaks_older_backups() {
     let (_, json) = exporter.get("/api/status").await;
     assert!(json.contains(&format!("\"first_missing\":\"{victim}\"")), "{json}");
     let (_, html) = exporter.get("/").await;
-    assert!(html.contains(&victim) && html.contains("<span class=down>1</span>"), "landing page shows the gap");
+    assert!(
+        html.contains(&victim) && html.contains("<span class=down>1</span>"),
+        "landing page shows the gap"
+    );
     exporter.stop().await;
 }
 
