@@ -257,6 +257,7 @@ pub fn summarize_server(server: &ServerCatalog, opts: &AnalysisOptions) -> Serve
                 id: b.id.clone(),
                 begin: i.begin_wal?,
                 end: i.end_wal?,
+                standalone: b.keep == Some(super::retention::Keep::Standalone),
             })
         })
         .collect();

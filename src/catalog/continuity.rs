@@ -55,6 +55,9 @@ pub struct BackupRange {
     pub begin: SegmentName,
     /// `end_wal`.
     pub end: SegmentName,
+    /// keep:standalone: restorable to its own end only, so continuity does
+    /// not start from it.
+    pub standalone: bool,
 }
 
 /// Computes continuity. `backups` are the DONE backups oldest first;
@@ -84,7 +87,11 @@ pub fn analyze(
         restorable: Vec::new(),
         history_missing,
     };
-    if let Some((first, s)) = backups.iter().find_map(|b| walk(b.begin).map(|s| (b, s))) {
+    if let Some((first, s)) = backups
+        .iter()
+        .filter(|b| !b.standalone)
+        .find_map(|b| walk(b.begin).map(|s| (b, s)))
+    {
         c.missing_segments = Some(s.missing);
         c.first_missing = s.first_missing.map(|m| m.to_string());
         // The window ends where the chain first breaks, if that is after the backup's own range.
@@ -209,6 +216,7 @@ mod tests {
             id: id.into(),
             begin: seg(b),
             end: seg(e),
+            standalone: false,
         }
     }
 
@@ -298,6 +306,20 @@ mod tests {
         let late = [backup("late", "000000010000000000000008", "000000010000000000000008")];
         assert!(analyze(&i, &h, &late, S).unwrap().restorable.is_empty());
         assert!(analyze(&WalIndex::default(), &h, &late, S).is_none());
+    }
+
+    #[test]
+    fn a_standalone_backup_before_a_gap_is_not_a_broken_chain() {
+        let (i, h) = two_timelines(Some("000000010000000000000005"));
+        let mut archival = backup("a", "000000010000000000000004", "000000010000000000000004");
+        archival.standalone = true;
+        let backups = [
+            archival,
+            backup("b2", "000000020000000000000009", "000000020000000000000009"),
+        ];
+        let c = analyze(&i, &h, &backups, S).unwrap();
+        assert_eq!(c.missing_segments, Some(0));
+        assert_eq!(c.restorable, vec!["b2"]);
     }
 
     #[test]

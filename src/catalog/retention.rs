@@ -206,7 +206,7 @@ pub enum Removal {
 /// The result of planning: retention figures plus the per-object rules.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WalRules {
-    /// `(timeline, begin_wal)` of the oldest DONE backup (by id).
+    /// `(timeline, begin_wal)` of the oldest DONE backup (by id) that is not keep:standalone.
     first: Option<(u32, SegmentName)>,
     /// Ranges of every keep:standalone DONE backup.
     standalone: Vec<(SegmentName, SegmentName)>,
@@ -227,9 +227,11 @@ impl WalRules {
     pub fn plan(backups: &[BackupMeta], policy: Option<RetentionPolicy>, now: f64, unreadable: bool) -> Self {
         let mut sorted: Vec<&BackupMeta> = backups.iter().collect();
         sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        // The "first valid" backup: the oldest DONE one that needs all WAL after
+        // it (a keep:standalone backup needs only its own range).
         let first = sorted
             .iter()
-            .find(|b| b.status_done)
+            .find(|b| b.status_done && b.keep != Some(Keep::Standalone))
             .and_then(|b| Some((b.timeline?, b.begin_wal?)));
         let standalone = sorted
             .iter()
@@ -502,12 +504,20 @@ mod tests {
             r.reclaimable(&wal("000000010000000000000003.partial"), None),
             "X.partial sorts after end_wal X"
         );
-        // Leftovers: the oldest DONE is the standalone one here.
+        // Leftovers: the first valid backup is `old` (…05); the standalone range survives for its keep.
         assert_eq!(
             r.leftover(&wal("000000010000000000000001")),
             Some(LeftoverReason::Unprotected)
         );
-        assert_eq!(r.leftover(&wal("000000010000000000000002")), None);
+        assert_eq!(
+            r.leftover(&wal("000000010000000000000002")),
+            Some(LeftoverReason::KeepAnnotation)
+        );
+        assert_eq!(
+            r.leftover(&wal("000000010000000000000004")),
+            Some(LeftoverReason::Unprotected)
+        );
+        assert_eq!(r.leftover(&wal("000000010000000000000005")), None);
     }
 
     #[test]
