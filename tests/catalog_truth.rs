@@ -8,69 +8,9 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Exporter, Scenario, samples, value};
-
-/// Linear segment number of a 24-hex WAL name (16 MiB segments).
-fn segno(name: &str) -> (u32, u64) {
-    let tli = u32::from_str_radix(&name[..8], 16).unwrap();
-    let log = u64::from_str_radix(&name[8..16], 16).unwrap();
-    let seg = u64::from_str_radix(&name[16..24], 16).unwrap();
-    (tli, log * 256 + seg)
-}
-
-/// Full segment names (bare) of a listing under `<prefix>wals/`.
-fn segments(listing: &[(String, i64, f64)], prefix: &str) -> Vec<(String, i64, f64)> {
-    listing
-        .iter()
-        .filter_map(|(k, sz, t)| {
-            let rest = k.strip_prefix(&format!("{prefix}wals/"))?;
-            let (_, base) = rest.split_once('/')?;
-            let bare = base.strip_suffix(".gz").unwrap_or(base);
-            (bare.len() == 24).then(|| (bare.to_string(), *sz, *t))
-        })
-        .collect()
-}
-
-/// Copies every object of `server` from the scenario's destination to `dest_prefix<server>/`,
-/// skipping keys for which `skip` is true and rewriting `backup.info` through `edit`.
-async fn copy_server(
-    sc: &Scenario,
-    server: &str,
-    dest_prefix: &str,
-    skip: impl Fn(&str) -> bool,
-    edit: impl Fn(&str, String) -> String,
-) {
-    let client = sc.s3_client().await;
-    let src = sc.server_prefix(server);
-    for (key, _) in sc.list(&src).await {
-        if skip(&key) {
-            continue;
-        }
-        let rel = &key[src.len()..];
-        let body = client.get_object().bucket(&sc.bucket).key(&key).send().await.unwrap();
-        let mut bytes = body.body.collect().await.unwrap().into_bytes().to_vec();
-        if rel.ends_with("backup.info") {
-            bytes = edit(rel, String::from_utf8(bytes).unwrap()).into_bytes();
-        }
-        client
-            .put_object()
-            .bucket(&sc.bucket)
-            .key(format!("{dest_prefix}{server}/{rel}"))
-            .body(bytes.into())
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
-fn exporter_yaml(sc: &Scenario, dir: &std::path::Path, destination: &str, extra: &str) -> String {
-    sc.config_yaml(dir, "1h", "1m", false)
-        .replace(&sc.destination_path, destination)
-        .replace("    servers: [\"pg-main\"]\n", extra)
-}
+use common::{Exporter, Scenario, copy_server, exporter_yaml, samples, segments, segno, value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continuity_leftovers_and_archiver_cross_check_on_a_promoted_cluster() {
@@ -282,30 +222,14 @@ async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
     let dest = format!("s3://{}/{}", sc.bucket, dest_prefix.trim_end_matches('/'));
 
     // barman's answer: the objects a dry run would delete.
-    let out = sc.barman(
-        "barman-cloud-backup-delete",
-        &[
-            "--dry-run",
-            "--retention-policy",
-            "RECOVERY WINDOW OF 1 DAYS",
-            &dest,
-            "pg-main",
-        ],
-    );
-    let mut doomed: BTreeSet<String> = BTreeSet::new();
-    let listing = sc.list(&format!("{dest_prefix}pg-main/")).await;
-    for line in out.lines() {
-        if let Some(rest) = line.strip_prefix("Skipping deletion of objects [") {
-            let list = rest.split(']').next().unwrap();
-            doomed.extend(list.split(", ").map(|k| k.trim_matches('\'').to_string()));
-        } else if let Some(rest) = line.strip_prefix("Skipping deletion of all objects under prefix ") {
-            let p = rest.split(' ').next().unwrap();
-            doomed.extend(listing.iter().filter(|(k, _)| k.starts_with(p)).map(|(k, _)| k.clone()));
-        }
-    }
-    let existing: BTreeSet<String> = listing.iter().map(|(k, _)| k.clone()).collect();
-    doomed.retain(|k| existing.contains(k)); // snapshot/label paths barman names but that do not exist
-    let doomed_bytes: i64 = listing.iter().filter(|(k, _)| doomed.contains(k)).map(|(_, s)| s).sum();
+    let (out, doomed, doomed_bytes) = common::barman_dry_run(
+        &sc,
+        &dest,
+        "pg-main",
+        "RECOVERY WINDOW OF 1 DAYS",
+        &format!("{dest_prefix}pg-main/"),
+    )
+    .await;
     let obsolete = out.lines().filter(|l| l.contains("backup.info")).count();
     assert_eq!(obsolete, 1, "barman marks the oldest backup obsolete:\n{out}");
     assert!(

@@ -338,3 +338,94 @@ pub fn unix(s: &str) -> f64 {
     let t = barman_cloud_exporter::catalog::backup_info::parse_time(s).unwrap_or_else(|| panic!("bad time {s}"));
     t.timestamp_micros() as f64 / 1e6
 }
+
+/// Linear segment number of a 24-hex WAL name (16 MiB segments).
+pub fn segno(name: &str) -> (u32, u64) {
+    let tli = u32::from_str_radix(&name[..8], 16).unwrap();
+    let log = u64::from_str_radix(&name[8..16], 16).unwrap();
+    let seg = u64::from_str_radix(&name[16..24], 16).unwrap();
+    (tli, log * 256 + seg)
+}
+
+/// Full segment names (bare) of a listing under `<prefix>wals/`.
+pub fn segments(listing: &[(String, i64, f64)], prefix: &str) -> Vec<(String, i64, f64)> {
+    listing
+        .iter()
+        .filter_map(|(k, sz, t)| {
+            let rest = k.strip_prefix(&format!("{prefix}wals/"))?;
+            let (_, base) = rest.split_once('/')?;
+            let bare = base.strip_suffix(".gz").unwrap_or(base);
+            (bare.len() == 24).then(|| (bare.to_string(), *sz, *t))
+        })
+        .collect()
+}
+
+/// Copies every object of `server` from the scenario's destination to `dest_prefix<server>/`,
+/// skipping keys for which `skip` is true and rewriting `backup.info` through `edit`.
+pub async fn copy_server(
+    sc: &Scenario,
+    server: &str,
+    dest_prefix: &str,
+    skip: impl Fn(&str) -> bool,
+    edit: impl Fn(&str, String) -> String,
+) {
+    let client = sc.s3_client().await;
+    let src = sc.server_prefix(server);
+    for (key, _) in sc.list(&src).await {
+        if skip(&key) {
+            continue;
+        }
+        let rel = &key[src.len()..];
+        let body = client.get_object().bucket(&sc.bucket).key(&key).send().await.unwrap();
+        let mut bytes = body.body.collect().await.unwrap().into_bytes().to_vec();
+        if rel.ends_with("backup.info") {
+            bytes = edit(rel, String::from_utf8(bytes).unwrap()).into_bytes();
+        }
+        client
+            .put_object()
+            .bucket(&sc.bucket)
+            .key(format!("{dest_prefix}{server}/{rel}"))
+            .body(bytes.into())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// The scenario's exporter config pointed at another destination; `extra` replaces the `servers` line.
+pub fn exporter_yaml(sc: &Scenario, dir: &std::path::Path, destination: &str, extra: &str) -> String {
+    sc.config_yaml(dir, "1h", "1m", false)
+        .replace(&sc.destination_path, destination)
+        .replace("    servers: [\"pg-main\"]\n", extra)
+}
+
+/// Runs `barman-cloud-backup-delete --dry-run` and returns its output, the
+/// existing keys it would delete (prefix deletions expanded from a listing of
+/// `server_prefix`) and their total size.
+pub async fn barman_dry_run(
+    sc: &Scenario,
+    dest: &str,
+    server: &str,
+    policy: &str,
+    server_prefix: &str,
+) -> (String, BTreeSet<String>, i64) {
+    let out = sc.barman(
+        "barman-cloud-backup-delete",
+        &["--dry-run", "--retention-policy", policy, dest, server],
+    );
+    let listing = sc.list(server_prefix).await;
+    let mut doomed: BTreeSet<String> = BTreeSet::new();
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("Skipping deletion of objects [") {
+            let list = rest.split(']').next().unwrap();
+            doomed.extend(list.split(", ").map(|k| k.trim_matches('\'').to_string()));
+        } else if let Some(rest) = line.strip_prefix("Skipping deletion of all objects under prefix ") {
+            let p = rest.split(' ').next().unwrap();
+            doomed.extend(listing.iter().filter(|(k, _)| k.starts_with(p)).map(|(k, _)| k.clone()));
+        }
+    }
+    let existing: BTreeSet<String> = listing.iter().map(|(k, _)| k.clone()).collect();
+    doomed.retain(|k| existing.contains(k)); // paths barman names but that do not exist
+    let bytes = listing.iter().filter(|(k, _)| doomed.contains(k)).map(|(_, s)| s).sum();
+    (out, doomed, bytes)
+}
