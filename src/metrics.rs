@@ -16,6 +16,7 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::catalog::Usage;
 use crate::catalog::analysis::ServerSummary;
 use crate::catalog::key::WalKind;
 use crate::catalog::retention::LeftoverReason;
@@ -301,6 +302,33 @@ impl View {
         samples(&mut |labels, value| encode_value(&mut m, labels, kind, value))
     }
 
+    /// Encodes a per-server pair of families, objects then bytes, over the
+    /// `(label value, usage)` pairs `per_server` yields under label `label`.
+    fn usage_pair(
+        &self,
+        enc: &mut DescriptorEncoder,
+        objects: Family,
+        bytes: Family,
+        label: &'static str,
+        per_server: impl Fn(&ServerSummary) -> Vec<(&'static str, Usage)>,
+    ) -> Result<(), std::fmt::Error> {
+        for (f, pick) in [
+            (objects, Usage::objects as fn(&Usage) -> u64),
+            (bytes, |u: &Usage| u.bytes),
+        ] {
+            self.family(enc, &f, MetricType::Gauge, |emit| {
+                for (slot, s) in self.servers() {
+                    for (value, usage) in per_server(s) {
+                        let extra = [("server", s.name.as_str()), (label, value)];
+                        emit(&Labels { slot, extra: &extra }, pick(&usage) as f64)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
     fn servers(&self) -> impl Iterator<Item = (&TargetSlot, &ServerSummary)> {
         self.targets.iter().flat_map(|(slot, snap, _)| {
             snap.s3
@@ -368,60 +396,37 @@ impl Collector for View {
                 Ok(())
             })?;
         }
-        for (f, pick) in [
-            (
-                bytes(
-                    "barman_cloud_wal",
-                    "Sum of the sizes of objects under wals/ by kind, bytes.",
-                ),
-                (|u: crate::catalog::Usage| u.bytes) as fn(crate::catalog::Usage) -> u64,
+        self.usage_pair(
+            &mut enc,
+            fam(
+                "barman_cloud_wal_objects",
+                "Number of objects under wals/ by kind (segment, partial, backup_label, history, other).",
             ),
-            (
-                fam(
-                    "barman_cloud_wal_objects",
-                    "Number of objects under wals/ by kind (segment, partial, backup_label, history, other).",
-                ),
-                |u| u.objects,
+            bytes(
+                "barman_cloud_wal",
+                "Sum of the sizes of objects under wals/ by kind, bytes.",
             ),
-        ] {
-            self.family(&mut enc, &f, gauge, |emit| {
-                for (slot, s) in self.servers() {
-                    for kind in WalKind::ALL {
-                        let extra = [("server", s.name.as_str()), ("kind", kind.as_str())];
-                        emit(&Labels { slot, extra: &extra }, pick(s.wal_usage(kind)) as f64)?;
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        for (f, pick) in [
-            (
-                fam(
-                    "barman_cloud_wal_before_first_backup_objects",
-                    "WAL objects older than what the oldest DONE backup needs, by why they survive: unprotected (retention should have deleted them), failed_or_started_backup, keep_annotation (keep:standalone range), history.",
-                ),
-                (|u: crate::catalog::Usage| u.objects) as fn(crate::catalog::Usage) -> u64,
+            "kind",
+            |s| WalKind::ALL.iter().map(|k| (k.as_str(), s.wal_usage(*k))).collect(),
+        )?;
+        self.usage_pair(
+            &mut enc,
+            fam(
+                "barman_cloud_wal_before_first_backup_objects",
+                "WAL objects older than what the oldest DONE backup needs, by why they survive: unprotected (retention should have deleted them), failed_or_started_backup, keep_annotation (keep:standalone range), history.",
             ),
-            (
-                bytes(
-                    "barman_cloud_wal_before_first_backup",
-                    "Bytes of WAL objects older than what the oldest DONE backup needs, by reason, bytes.",
-                ),
-                |u| u.bytes,
+            bytes(
+                "barman_cloud_wal_before_first_backup",
+                "Bytes of WAL objects older than what the oldest DONE backup needs, by reason, bytes.",
             ),
-        ] {
-            self.family(&mut enc, &f, gauge, |emit| {
-                for (slot, s) in self.servers() {
-                    for reason in LeftoverReason::ALL {
-                        if let Some(u) = s.leftover(reason) {
-                            let extra = [("server", s.name.as_str()), ("reason", reason.as_str())];
-                            emit(&Labels { slot, extra: &extra }, pick(u) as f64)?;
-                        }
-                    }
-                }
-                Ok(())
-            })?;
-        }
+            "reason",
+            |s| {
+                LeftoverReason::ALL
+                    .iter()
+                    .filter_map(|r| Some((r.as_str(), s.leftover(*r)?)))
+                    .collect()
+            },
+        )?;
         // --- per target ---
         type TargetValue = fn(&crate::catalog::analysis::TargetSummary) -> f64;
         let target_gauges: [(Family, TargetValue); 4] = [

@@ -65,6 +65,11 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Number of objects.
+    pub fn objects(&self) -> u64 {
+        self.objects
+    }
+
     /// Adds one object of `bytes` bytes.
     pub fn add(&mut self, bytes: u64) {
         self.objects += 1;

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -316,16 +315,15 @@ impl PgTarget {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(tls_err)?;
-        let webpki = || {
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots.clone()), provider.clone())
-                .build()
-                .map_err(|e| PgError::new(PgErrorReason::Tls, format!("TLS setup: {e}")))
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| PgError::new(PgErrorReason::Tls, format!("TLS setup: {e}")))?;
+        let check = match (self.tls, &self.root_cert) {
+            (TlsMode::VerifyFull, _) => CertCheck::Full,
+            (TlsMode::VerifyCa, _) | (TlsMode::Require, Some(_)) => CertCheck::ChainOnly,
+            _ => CertCheck::None,
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match (self.tls, &self.root_cert) {
-            (TlsMode::VerifyFull, _) => webpki()?,
-            (TlsMode::VerifyCa, _) | (TlsMode::Require, Some(_)) => Arc::new(ChainOnly(webpki()?)),
-            _ => Arc::new(NoVerify(provider)),
-        };
+        let verifier = Arc::new(LibpqVerifier { webpki, check });
         Ok(builder
             .dangerous()
             .with_custom_certificate_verifier(verifier)
@@ -413,51 +411,24 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `sslmode=prefer/require` without a root certificate: encryption without
-/// authentication, as libpq. Signatures are still checked.
+/// libpq's certificate checks on top of webpki: `Full` checks chain and host
+/// name (`verify-full`), `ChainOnly` the chain (`verify-ca`, or `require` with
+/// `sslrootcert`), `None` nothing (`prefer`/`require`: encryption without
+/// authentication). Handshake signatures are always verified.
 #[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct LibpqVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    check: CertCheck,
 }
 
-/// `sslmode=verify-ca`: the chain must verify, the host name is not checked.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CertCheck {
+    Full,
+    ChainOnly,
+    None,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for LibpqVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -466,13 +437,16 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.check == CertCheck::None {
+            return Ok(ServerCertVerified::assertion());
+        }
         match self
-            .0
+            .webpki
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if self.check == CertCheck::ChainOnly => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -483,7 +457,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -492,11 +466,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
 
