@@ -451,6 +451,16 @@ targets:
     }
 
     #[test]
+    fn the_example_config_is_valid_and_sets_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
+        let c = Config::load(&path).unwrap();
+        let t = &c.targets[0];
+        assert_eq!(t.retention().unwrap().window_seconds(), 3.0 * 86_400.0);
+        assert_eq!((t.orphan_after, t.stuck_after), (default_orphan_after(), default_stuck_after()));
+        assert!(t.access_key_id_file.is_some() && t.postgres.as_ref().unwrap().url_file.is_some());
+    }
+
+    #[test]
     fn missing_file_is_a_clear_error() {
         let e = Config::load(Path::new("/nonexistent/config.yaml"))
             .unwrap_err()
