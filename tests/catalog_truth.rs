@@ -202,21 +202,7 @@ async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
         .map(|b| b["backup_id"].as_str().unwrap().to_string())
         .collect();
     let shift = |rel: &str, text: String| -> String {
-        let days = if rel.starts_with(&ids[0]) { 10 } else { 5 };
-        let moved = |v: &str| -> String {
-            let t = chrono::DateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S%.f%:z").unwrap();
-            (t - chrono::Duration::days(days))
-                .format("%Y-%m-%d %H:%M:%S%.6f%:z")
-                .to_string()
-        };
-        text.lines()
-            .map(|l| match l.split_once('=') {
-                Some((k @ ("begin_time" | "end_time"), v)) if v != "None" => format!("{k}={}", moved(v)),
-                _ => l.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
+        common::shift_backup_times(&text, if rel.starts_with(&ids[0]) { 10 } else { 5 })
     };
     copy_server(&sc, "pg-main", dest_prefix, |_| false, shift).await;
     let dest = format!("s3://{}/{}", sc.bucket, dest_prefix.trim_end_matches('/'));
@@ -275,25 +261,10 @@ async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
         .min_by_key(|b| b["backup_id"].as_str().unwrap().to_string())
         .unwrap()
         .clone();
-    let (ftli, fseg) = segno(first["begin_wal"].as_str().unwrap());
     let wal_prefix = format!("{dest_prefix}pg-main/wals/");
-    let (mut unprotected, mut history) = ((0.0, 0.0), 0.0);
-    for (k, sz) in &after {
-        let Some(rest) = k.strip_prefix(&wal_prefix) else {
-            continue;
-        };
-        match rest.split_once('/') {
-            Some((_, base)) => {
-                let (tli, n) = segno(base);
-                if (tli == ftli && n < fseg) || tli < ftli {
-                    unprotected.0 += 1.0;
-                    unprotected.1 += *sz as f64;
-                }
-            }
-            None if rest.contains(".history") => history += 1.0,
-            None => {}
-        }
-    }
+    let (objects, bytes, history) =
+        common::leftovers_from_listing(&sc, &wal_prefix, first["begin_wal"].as_str().unwrap()).await;
+    let unprotected = (objects, bytes);
     assert!(
         unprotected.0 >= 1.0,
         "timeline 1 WAL survives the deletion (barman's protected-timeline quirk)"
@@ -404,5 +375,48 @@ async fn backup_dirs_without_a_readable_backup_info_are_counted_and_block_retent
         json.contains("no '=' in line") && json.contains("\"blocked\":true"),
         "{json}"
     );
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_after_a_real_redundancy_1_deletion_match_the_bucket() {
+    let sc = Scenario::load();
+    let dest_prefix = "copies/redundancy/";
+    copy_server(&sc, "pg-main", dest_prefix, |_| false, |_, t| t).await;
+    let dest = format!("s3://{}/{}", sc.bucket, dest_prefix.trim_end_matches('/'));
+    sc.barman(
+        "barman-cloud-backup-delete",
+        &["--retention-policy", "REDUNDANCY 1", &dest, "pg-main"],
+    );
+    let out = sc.barman("barman-cloud-backup-list", &["--format", "json", &dest, "pg-main"]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let remaining = list["backups_list"].as_array().unwrap();
+    assert_eq!(remaining.len(), 1, "REDUNDANCY 1 keeps one backup");
+    let wal_prefix = format!("{dest_prefix}pg-main/wals/");
+    let (objects, bytes, history) =
+        common::leftovers_from_listing(&sc, &wal_prefix, remaining[0]["begin_wal"].as_str().unwrap()).await;
+    assert!(objects >= 1.0, "the old timeline's WAL survives the deletion");
+    let exporter = Exporter::start(|dir| exporter_yaml(&sc, dir, &dest, "    retention_policy: 1d\n")).await;
+    exporter.wait_ready(Duration::from_secs(60)).await;
+    let (_, body) = exporter.get("/metrics").await;
+    let s = samples(&body);
+    let l = [("target", "scenario"), ("server", "pg-main")];
+    let r = |reason| [l[0], l[1], ("reason", reason)];
+    assert_eq!(
+        value(&s, "barman_cloud_wal_before_first_backup_objects", &r("unprotected")),
+        Some(objects)
+    );
+    assert_eq!(
+        value(&s, "barman_cloud_wal_before_first_backup_bytes", &r("unprotected")),
+        Some(bytes)
+    );
+    assert_eq!(
+        value(&s, "barman_cloud_wal_before_first_backup_objects", &r("history")),
+        Some(history)
+    );
+    // The remaining backup is within a 1-day window: nothing more to delete.
+    assert_eq!(value(&s, "barman_cloud_retention_obsolete_backups", &l), Some(0.0));
+    assert_eq!(value(&s, "barman_cloud_retention_reclaimable_bytes", &l), Some(0.0));
+    assert_eq!(value(&s, "barman_cloud_backups_restorable", &l), Some(1.0));
     exporter.stop().await;
 }

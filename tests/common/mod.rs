@@ -369,9 +369,28 @@ pub async fn copy_server(
     skip: impl Fn(&str) -> bool,
     edit: impl Fn(&str, String) -> String,
 ) {
+    copy_prefix(
+        sc,
+        &sc.server_prefix(server),
+        &format!("{dest_prefix}{server}/"),
+        skip,
+        edit,
+    )
+    .await;
+}
+
+/// Copies every object under `src` to `dst` in the scenario's bucket, skipping
+/// keys for which `skip` is true and rewriting each `backup.info` (key relative
+/// to `src`) through `edit`.
+pub async fn copy_prefix(
+    sc: &Scenario,
+    src: &str,
+    dst: &str,
+    skip: impl Fn(&str) -> bool,
+    edit: impl Fn(&str, String) -> String,
+) {
     let client = sc.s3_client().await;
-    let src = sc.server_prefix(server);
-    for (key, _) in sc.list(&src).await {
+    for (key, _) in sc.list(src).await {
         if skip(&key) {
             continue;
         }
@@ -384,12 +403,36 @@ pub async fn copy_server(
         client
             .put_object()
             .bucket(&sc.bucket)
-            .key(format!("{dest_prefix}{server}/{rel}"))
+            .key(format!("{dst}{rel}"))
             .body(bytes.into())
             .send()
             .await
             .unwrap();
     }
+}
+
+/// Moves `begin_time`/`end_time` of a `backup.info` back by `days` days.
+pub fn shift_backup_times(text: &str, days: i64) -> String {
+    let moved = |v: &str| -> String {
+        let t = chrono::DateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S%.f%:z").unwrap();
+        (t - chrono::Duration::days(days))
+            .format("%Y-%m-%d %H:%M:%S%.6f%:z")
+            .to_string()
+    };
+    text.lines()
+        .map(|l| match l.split_once('=') {
+            Some((k @ ("begin_time" | "end_time"), v)) if v != "None" => format!("{k}={}", moved(v)),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The key prefix inside the bucket of `server` under an `s3://bucket/path` destination.
+pub fn prefix_of(destination: &str, server: &str) -> String {
+    let (_, p) = barman_cloud_exporter::config::parse_destination(destination).unwrap();
+    format!("{p}{server}/")
 }
 
 /// The scenario's exporter config pointed at another destination; `extra` replaces the `servers` line.
@@ -428,4 +471,31 @@ pub async fn barman_dry_run(
     doomed.retain(|k| existing.contains(k)); // paths barman names but that do not exist
     let bytes = listing.iter().filter(|(k, _)| doomed.contains(k)).map(|(_, s)| s).sum();
     (out, doomed, bytes)
+}
+
+/// WAL objects older than the first valid backup, counted from a direct
+/// listing by the layout doc's rule (independent of the exporter's code):
+/// segments, `.partial` and `.backup` with `tli == F.timeline && name <
+/// F.begin_wal` or `tli < F.timeline`, and `.history` of timelines <= F's.
+/// Returns `(objects, bytes, history objects)`. `first_begin_wal` is F's.
+pub async fn leftovers_from_listing(sc: &Scenario, wal_prefix: &str, first_begin_wal: &str) -> (f64, f64, f64) {
+    let (ftli, fseg) = segno(first_begin_wal);
+    let (mut objects, mut bytes, mut history) = (0.0, 0.0, 0.0);
+    for (k, sz) in sc.list(wal_prefix).await {
+        let rest = &k[wal_prefix.len()..];
+        match rest.split_once('/') {
+            Some((_, base)) => {
+                let (tli, n) = segno(base);
+                if (tli == ftli && n < fseg) || tli < ftli {
+                    objects += 1.0;
+                    bytes += sz as f64;
+                }
+            }
+            None if rest.contains(".history") && u32::from_str_radix(&rest[..8], 16).unwrap() <= ftli => {
+                history += 1.0;
+            }
+            None => {}
+        }
+    }
+    (objects, bytes, history)
 }
