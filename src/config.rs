@@ -456,7 +456,10 @@ targets:
         let c = Config::load(&path).unwrap();
         let t = &c.targets[0];
         assert_eq!(t.retention().unwrap().window_seconds(), 3.0 * 86_400.0);
-        assert_eq!((t.orphan_after, t.stuck_after), (default_orphan_after(), default_stuck_after()));
+        assert_eq!(
+            (t.orphan_after, t.stuck_after),
+            (default_orphan_after(), default_stuck_after())
+        );
         assert!(t.access_key_id_file.is_some() && t.postgres.as_ref().unwrap().url_file.is_some());
     }
 
