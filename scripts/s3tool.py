@@ -11,7 +11,10 @@ Commands:
   ls BUCKET [PREFIX]                   "<size>\t<key>" per object, sorted by key
   ls-json BUCKET [PREFIX]              [{"key", "size", "last_modified"}] as JSON
   wait-keys BUCKET TIMEOUT REGEX...    wait until every REGEX matches a key
+  cat BUCKET KEY                       print an object's body on stdout
   delete BUCKET KEY...                 delete objects
+  delete-prefix BUCKET PREFIX          delete every object whose key starts with
+                                       PREFIX (PREFIX must not be empty)
 """
 
 import argparse
@@ -107,6 +110,17 @@ def main():
             if time.monotonic() >= deadline:
                 sys.exit("s3tool: timed out after %gs waiting for keys matching: %s" % (timeout, ", ".join(missing)))
             time.sleep(0.3)
+    elif a.command == "cat":
+        bucket, key = a.args
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    elif a.command == "delete-prefix":
+        bucket, prefix = a.args
+        if not prefix:
+            sys.exit("s3tool: delete-prefix needs a non-empty prefix")
+        for o in list_objects(s3, bucket, prefix):
+            s3.delete_object(Bucket=bucket, Key=o["Key"])
     elif a.command == "delete":
         bucket, keys = a.args[0], a.args[1:]
         for k in keys:

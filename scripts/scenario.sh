@@ -8,8 +8,14 @@
 #                                 is stopped and wiped first; a fresh temp
 #                                 dir when omitted), write DIR/scenario.json
 #                                 and print DIR on stdout
+#        scenario.sh extra DIR    after `up DIR`: build more layouts (FAILED
+#                                 and STARTED backups, keep annotation,
+#                                 bzip2/zstd/snappy WAL, 64 MiB segments)
+#                                 under s3://backups/extra/..., write
+#                                 DIR/extra.json (see scenario-extra.sh)
 #        scenario.sh down DIR     stop the clusters and SeaweedFS started in
-#                                 DIR (idempotent; keeps the files)
+#                                 DIR by up and extra (idempotent; keeps
+#                                 the files)
 #        scenario.sh purge DIR    down, then delete DIR
 #
 # The default scenario (scenario_default):
@@ -203,6 +209,11 @@ wal_compression_flag() {
 #   WAL_COMPRESSION  gzip (default)|bzip2|xz|snappy|zstd|lz4|none
 #   ARCHIVE_EXTRA_ARGS  extra words for barman-cloud-wal-archive
 #   PG_EXTRA_CONF    extra postgresql.conf lines
+#   PG_PORT          port to listen on (default: a free one; pass pre-picked
+#                    distinct ports when creating clusters concurrently)
+#   PG_START_WALFILE run `pg_resetwal -l PG_START_WALFILE` right after initdb,
+#                    so the WAL stream starts at that segment (e.g. near a
+#                    log boundary) instead of segment 1
 # e.g. WAL_COMPRESSION=zstd make_cluster big pg-big --wal-segsize=64
 # archive_command runs pg/NAME/archive-wal.sh; while pg/NAME/archive.fail
 # exists it fails on purpose (to simulate a broken archiver).
@@ -214,7 +225,7 @@ make_cluster() {
   local data="$cdir/data" sock="$cdir/run" logf="$cdir/postgres.log" wrapper="$cdir/archive-wal.sh"
   ((${#sock} < 95)) || die "socket directory path too long for a unix socket: $sock (use a shorter DIR)"
   local port password compflag
-  port="$(free_port)"
+  port="${PG_PORT:-$(free_port)}"
   password="$(random_secret 24)"
   compflag="$(wal_compression_flag "${WAL_COMPRESSION:-gzip}")"
   mkdir -p "$cdir" "$sock"
@@ -225,6 +236,13 @@ make_cluster() {
     tail_log "$cdir/initdb.log"
     die "initdb failed for cluster $name"
   }
+  if [[ -n "${PG_START_WALFILE:-}" ]]; then
+    [[ "$PG_START_WALFILE" =~ ^[0-9A-F]{24}$ ]] || die "PG_START_WALFILE must be a WAL file name (24 hex digits), not '$PG_START_WALFILE'"
+    as_pg timeout 60 "$BCE_PG_BIN/pg_resetwal" -l "$PG_START_WALFILE" -D "$data" >>"$cdir/initdb.log" 2>&1 || {
+      tail_log "$cdir/initdb.log"
+      die "pg_resetwal -l $PG_START_WALFILE failed for cluster $name"
+    }
+  fi
 
   cat >"$wrapper" <<EOF
 #!/bin/sh
@@ -291,6 +309,7 @@ CL_LOG=$logf
 CL_DIR=$cdir
 CL_EXPORTER_PASSWORD=$password
 CL_WAL_COMPRESSION=${WAL_COMPRESSION:-gzip}
+CL_DEST=$SCN_DEST
 EOF
   start_cluster "$name"
   psql_c "$name" "CREATE ROLE exporter LOGIN NOSUPERUSER PASSWORD '$password' IN ROLE pg_monitor" >/dev/null
@@ -405,10 +424,42 @@ settle_archive() {
   wait_archive_quiet "$1" "$BCE_TIMEOUT_ARCHIVE" strict
 }
 
+# backup_stamp_wait SERVER: wait until the wall clock has left the second
+# in which the previous backup of SERVER ended (barman's backup_id is the
+# start time with 1 s resolution, so two backups of one server must not
+# start in the same second). backup_stamp_set SERVER records "now".
+backup_stamp_wait() {
+  local stamp="$SCN_DIR/.last-backup-end.$1" last=""
+  [[ -f "$stamp" ]] && last="$(cat "$stamp" 2>/dev/null || true)"
+  [[ "$last" =~ ^[0-9]+$ ]] || return 0
+  while (($(date +%s) <= last)); do sleep 0.1; done
+}
+backup_stamp_set() {
+  date +%s >"$SCN_DIR/.last-backup-end.$1.tmp"
+  mv -f "$SCN_DIR/.last-backup-end.$1.tmp" "$SCN_DIR/.last-backup-end.$1"
+}
+
+# backup_info_keys PREFIX: the backup.info keys under PREFIX (one a line).
+backup_info_keys() { bucket_keys "$1" | awk -F'\t' '$2 ~ /\/backup\.info$/ {print $2}'; }
+
+# new_backup_id BEFORE AFTER: the backup id whose backup.info key is in the
+# AFTER list (newline-separated keys) but not in BEFORE (empty if none).
+new_backup_id() {
+  comm -13 <(sort <<<"$1") <(sort <<<"$2") | sed -n 's#.*/base/\([^/]*\)/backup\.info$#\1#p' | tail -n1
+}
+
+# backup_info_field SERVER ID FIELD: one field of a backup.info in the bucket
+# (empty when the field or the object is missing).
+backup_info_field() {
+  s3tool cat "$SCN_BUCKET" "$(server_prefix "$1")base/$2/backup.info" 2>/dev/null |
+    sed -n "s/^$3=//p" | head -n1
+}
+
 # base_backup NAME [BARMAN_ARGS...]: run barman-cloud-backup (as postgres,
 # --gzip unless BACKUP_COMPRESSION says otherwise: gzip|bzip2|snappy|lz4|none)
 # against cluster NAME and print the new backup id. Never starts two backups
-# of the scenario in the same second (barman's backup_id has 1 s resolution).
+# of the same server in the same second (barman's backup_id has 1 s
+# resolution; see backup_stamp_wait).
 # Returns barman's exit status (after printing the id, if a backup.info
 # appeared), so a deliberately failing backup can be tested with `|| true`.
 base_backup() {
@@ -420,15 +471,10 @@ base_backup() {
     gzip) comp=--gzip ;; bzip2) comp=--bzip2 ;; snappy) comp=--snappy ;; lz4) comp=--lz4 ;; none) comp= ;;
     *) die "unknown BACKUP_COMPRESSION '$BACKUP_COMPRESSION'" ;;
   esac
-  local stamp="$SCN_DIR/.last-backup-end"
-  if [[ -f "$stamp" ]]; then
-    local last
-    last="$(cat "$stamp")"
-    while (($(date +%s) <= last)); do sleep 0.1; done
-  fi
+  backup_stamp_wait "$CL_SERVER"
   local prefix before after id rc=0
   prefix="$(server_prefix "$CL_SERVER")base/"
-  before="$(bucket_keys "$prefix" | awk -F'\t' '$2 ~ /\/backup\.info$/ {print $2}')"
+  before="$(backup_info_keys "$prefix")"
   log "cluster $name: barman-cloud-backup $CL_SERVER"
   local logf="$CL_DIR/barman-backup.log"
   echo "==== $(date -Is) barman-cloud-backup $comp $* $SCN_DEST $CL_SERVER" >>"$logf"
@@ -437,9 +483,9 @@ base_backup() {
   as_pg $(aws_env) timeout "$BCE_TIMEOUT_BACKUP" "$BCE_VENV_BIN/barman-cloud-backup" \
     --endpoint-url "$S3_ENDPOINT" --cloud-provider aws-s3 $comp --immediate-checkpoint \
     -h "$CL_SOCK" -p "$CL_PORT" -U postgres "$@" "$SCN_DEST" "$CL_SERVER" >>"$logf" 2>&1 || rc=$?
-  date +%s >"$stamp"
-  after="$(bucket_keys "$prefix" | awk -F'\t' '$2 ~ /\/backup\.info$/ {print $2}')"
-  id="$(comm -13 <(sort <<<"$before") <(sort <<<"$after") | sed -n 's#.*/base/\([^/]*\)/backup\.info$#\1#p' | tail -n1)"
+  backup_stamp_set "$CL_SERVER"
+  after="$(backup_info_keys "$prefix")"
+  id="$(new_backup_id "$before" "$after")"
   if ((rc != 0)); then
     tail_log "$logf" 20
     warn "cluster $name: barman-cloud-backup exited with $rc${id:+ (backup $id)}"
@@ -449,6 +495,195 @@ base_backup() {
   fi
   [[ -n "$id" ]] && echo "$id"
   return "$rc"
+}
+
+# ------------------------------------------- interrupted backups --
+#
+# Backups that do not end DONE, made by really interrupting barman-cloud-backup:
+#   failed_backup NAME   -> status FAILED (PostgreSQL stopped under it)
+#   killed_backup NAME   -> status STARTED (barman SIGKILLed mid-upload)
+# Both print the backup id on stdout and leave cluster NAME running with
+# archiving working again (call switch_wal + wait_archive_quiet afterwards).
+# While one runs, pg/NAME/barman-bg.pid holds the barman-cloud-backup PID;
+# scn_down kills that process group (kill_bg_backup) if it is still alive.
+
+# _bg_backup_start NAME ARGS...: start barman-cloud-backup (as postgres,
+# ARGS before the positional arguments) in the background. Sets BG_JOB (the
+# bash job), BG_PIDFILE, BG_LOG, BG_PREFIX and BG_BEFORE (backup.info keys
+# before the start).
+_bg_backup_start() {
+  local name=$1
+  shift
+  cl_load "$name"
+  backup_stamp_wait "$CL_SERVER"
+  BG_PREFIX="$(server_prefix "$CL_SERVER")base/"
+  BG_BEFORE="$(backup_info_keys "$BG_PREFIX")"
+  BG_PIDFILE="$CL_DIR/barman-bg.pid"
+  BG_LOG="$CL_DIR/barman-backup.log"
+  rm -f "$BG_PIDFILE"
+  echo "==== $(date -Is) (background) barman-cloud-backup $* $SCN_DEST $CL_SERVER" >>"$BG_LOG"
+  pg_owned "$BG_LOG"
+  # `timeout` puts itself and barman (with its upload workers) in a process
+  # group of their own; the inner sh records barman's PID, then execs it.
+  # shellcheck disable=SC2046,SC2016
+  as_pg $(aws_env) timeout "$BCE_TIMEOUT_BACKUP" sh -c 'echo $$ >"$0" && exec "$@"' "$BG_PIDFILE" \
+    "$BCE_VENV_BIN/barman-cloud-backup" --endpoint-url "$S3_ENDPOINT" --cloud-provider aws-s3 --immediate-checkpoint \
+    -h "$CL_SOCK" -p "$CL_PORT" -U postgres "$@" "$SCN_DEST" "$CL_SERVER" >>"$BG_LOG" 2>&1 &
+  BG_JOB=$!
+  wait_for 30 "barman-cloud-backup to record its PID in $BG_PIDFILE" test -s "$BG_PIDFILE" ||
+    die "cluster $name: background barman-cloud-backup did not start (see $BG_LOG)"
+}
+
+# _bg_backup_reap TIMEOUT: wait up to TIMEOUT s for the background job to
+# exit (SIGKILLing its process group after that); sets BG_RC.
+_bg_backup_reap() {
+  local deadline=$((SECONDS + $1))
+  while kill -0 "$BG_JOB" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  if kill -0 "$BG_JOB" 2>/dev/null; then
+    warn "background barman-cloud-backup still running after $1s, killing it"
+    kill_bg_backup "$BG_PIDFILE"
+  fi
+  BG_RC=0
+  wait "$BG_JOB" || BG_RC=$?
+  rm -f "$BG_PIDFILE"
+}
+
+# _bg_backup_id: the id of the backup the background job created (dies when
+# no new backup.info appeared).
+_bg_backup_id() {
+  local id
+  id="$(new_backup_id "$BG_BEFORE" "$(backup_info_keys "$BG_PREFIX")")"
+  [[ -n "$id" ]] || die "no new backup.info under $BG_PREFIX (see $BG_LOG)"
+  echo "$id"
+}
+
+# kill_bg_backup PIDFILE: SIGKILL the barman-cloud-backup recorded in
+# PIDFILE together with its process group (the `timeout` wrapping it and its
+# upload workers), if it is still alive. Removes PIDFILE.
+kill_bg_backup() {
+  local pidfile=$1 pid pgid stat
+  [[ -s "$pidfile" ]] || {
+    rm -f "$pidfile"
+    return 0
+  }
+  pid="$(head -n1 "$pidfile")"
+  if pid_matches "$pid" barman-cloud-backup; then
+    stat="$(cat "/proc/$pid/stat" 2>/dev/null || true)"
+    stat="${stat##*) }"
+    pgid="$(awk '{print $3}' <<<"$stat")"
+    if [[ "$pgid" =~ ^[0-9]+$ ]] && ((pgid > 1)) && [[ "$pgid" != "$(ps -o pgid= $$ | tr -d ' ')" ]] &&
+      { [[ "$pgid" == "$pid" ]] || pid_matches "$pgid" "timeout"; }; then
+      log "killing barman-cloud-backup PID $pid and its process group $pgid (SIGKILL)"
+      kill -KILL -- "-$pgid" 2>/dev/null || true
+    else
+      log "killing barman-cloud-backup PID $pid (SIGKILL)"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    local deadline=$((SECONDS + 10))
+    while pid_matches "$pid" barman-cloud-backup && ((SECONDS < deadline)); do sleep 0.1; done
+  fi
+  rm -f "$pidfile"
+}
+
+# failed_backup NAME: a backup that ends FAILED after its STARTED
+# backup.info was uploaded. The archiver fails on purpose (archive.fail), so
+# barman, once the data is copied, blocks in pg_backup_stop(), which waits
+# for the end-of-backup segment to be archived; then PostgreSQL is stopped
+# (fast), barman loses its session, records status=FAILED with an error and
+# exits non-zero. PostgreSQL is restarted with a working archiver.
+failed_backup() {
+  local name=$1
+  cl_load "$name"
+  as_pg touch "$CL_DIR/archive.fail"
+  log "cluster $name: background barman-cloud-backup (archiver failing on purpose, will stop PostgreSQL under it)"
+  # Uncompressed: cheaper, and the data.tar is never completed anyway.
+  _bg_backup_start "$name"
+  _wait_backup_stop_blocked "$name"
+  local id
+  id="$(_bg_backup_id)"
+  [[ "$(backup_info_field "$CL_SERVER" "$id" status)" == STARTED ]] ||
+    die "cluster $name: backup $id is not STARTED in the bucket while barman waits in pg_backup_stop"
+  log "cluster $name: backup $id is STARTED and waiting in pg_backup_stop(); stopping PostgreSQL (fast)"
+  stop_cluster "$name" fast
+  _bg_backup_reap 120
+  rm -f "$CL_DIR/archive.fail"
+  backup_stamp_set "$CL_SERVER"
+  ((BG_RC != 0)) || die "cluster $name: barman-cloud-backup $id succeeded although PostgreSQL was stopped under it"
+  start_cluster "$name"
+  local st
+  st="$(backup_info_field "$CL_SERVER" "$id" status)"
+  [[ "$st" == FAILED ]] || die "cluster $name: backup $id has status '$st', expected FAILED (see $BG_LOG)"
+  log "cluster $name: backup $id FAILED as intended (barman exit $BG_RC: $(backup_info_field "$CL_SERVER" "$id" error))"
+  echo "$id"
+}
+
+# _wait_backup_stop_blocked NAME: wait until barman's session waits in
+# pg_backup_stop() for WAL archiving (wait event BackupWaitWalArchive).
+_wait_backup_stop_blocked() {
+  local name=$1 deadline=$((SECONDS + BCE_TIMEOUT_BACKUP)) n
+  while :; do
+    n="$(psql_c "$name" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'barman_cloud_backup' AND wait_event = 'BackupWaitWalArchive'")"
+    [[ "$n" == 0 ]] || return 0
+    if ! kill -0 "$BG_JOB" 2>/dev/null; then
+      tail_log "$BG_LOG" 20
+      die "cluster $name: barman-cloud-backup exited before reaching pg_backup_stop()"
+    fi
+    if ((SECONDS >= deadline)); then
+      kill_bg_backup "$BG_PIDFILE"
+      die "cluster $name: barman-cloud-backup did not reach pg_backup_stop() within ${BCE_TIMEOUT_BACKUP}s"
+    fi
+    sleep 0.2
+  done
+}
+
+# killed_backup NAME: a backup left STARTED, as when barman-cloud-backup is
+# killed (OOM, pod eviction) mid-upload. The upload is throttled while
+# barman is still copying PGDATA: uncompressed, -S 1GB (so parts are 5 MiB;
+# with the default 100GB they are 20 MiB and the second one is only flushed
+# after pg_backup_stop) and --max-bandwidth 1MB (barman sleeps ~5 s before
+# each part after the first). As soon as its STARTED backup.info is in the
+# bucket, the barman process group gets SIGKILL. PostgreSQL ends the orphaned session (and with
+# it the backup) when it sees the closed connection; no .backup history file
+# and no data.tar is written (the multipart upload is never completed).
+killed_backup() {
+  local name=$1
+  cl_load "$name"
+  log "cluster $name: background barman-cloud-backup (throttled; will SIGKILL it mid-upload)"
+  _bg_backup_start "$name" -S 1GB --max-bandwidth 1MB
+  local deadline=$((SECONDS + BCE_TIMEOUT_BACKUP)) id=""
+  while :; do
+    id="$(new_backup_id "$BG_BEFORE" "$(backup_info_keys "$BG_PREFIX")")"
+    [[ -z "$id" ]] || break
+    if ! kill -0 "$BG_JOB" 2>/dev/null; then
+      tail_log "$BG_LOG" 20
+      die "cluster $name: barman-cloud-backup exited before its STARTED backup.info appeared"
+    fi
+    if ((SECONDS >= deadline)); then
+      kill_bg_backup "$BG_PIDFILE"
+      die "cluster $name: no STARTED backup.info within ${BCE_TIMEOUT_BACKUP}s"
+    fi
+    sleep 0.2
+  done
+  kill_bg_backup "$BG_PIDFILE"
+  _bg_backup_reap 30
+  backup_stamp_set "$CL_SERVER"
+  local st
+  st="$(backup_info_field "$CL_SERVER" "$id" status)"
+  [[ "$st" == STARTED ]] || die "cluster $name: backup $id has status '$st' after SIGKILL, expected STARTED (barman finished too early? see $BG_LOG)"
+  # The session of the killed barman goes away by itself (EOF on an idle
+  # connection); make sure no backup is left in progress on the server.
+  local n i
+  for ((i = 0; i < 100; i++)); do
+    n="$(psql_c "$name" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'barman_cloud_backup'")"
+    [[ "$n" == 0 ]] && break
+    sleep 0.1
+  done
+  if [[ "$n" != 0 ]]; then
+    warn "cluster $name: the killed barman's session is still there; terminating it"
+    psql_c "$name" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'barman_cloud_backup'" >/dev/null
+  fi
+  log "cluster $name: backup $id left STARTED (barman-cloud-backup SIGKILLed, exit $BG_RC)"
+  echo "$id"
 }
 
 # promote NAME: move cluster NAME to the next timeline the way a failover
@@ -664,6 +899,10 @@ scn_down() {
   fi
   SCN_DIR="$dir"
   local c name
+  for c in "$dir"/pg/*/barman-bg.pid; do
+    [[ -f "$c" ]] || continue
+    kill_bg_backup "$c"
+  done
   for c in "$dir"/pg/*/cluster.env; do
     [[ -f "$c" ]] || continue
     name="$(basename "$(dirname "$c")")"
@@ -717,6 +956,10 @@ scn_main() {
       (($# <= 2)) || die "usage: scenario.sh up [DIR]"
       scn_up "${2:-}"
       ;;
+    extra)
+      (($# == 2)) || die "usage: scenario.sh extra DIR"
+      scn_extra "$2"
+      ;;
     down)
       (($# == 2)) || die "usage: scenario.sh down DIR"
       scn_down "$2"
@@ -732,11 +975,15 @@ scn_main() {
       log "deleted $d"
       ;;
     *)
-      sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
 }
+
+# The `extra` layouts (scn_extra and its helpers).
+# shellcheck source=scenario-extra.sh
+source "$BCE_SCRIPTS_DIR/scenario-extra.sh"
 
 # Run only when executed, not when sourced for its functions.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -3,7 +3,8 @@
 #
 # Installs what is missing (Debian packages, the barman/SeaweedFS venv, Rust
 # components), checks formatting and lints, runs the unit tests, builds the
-# real scenario (SeaweedFS + PostgreSQL 15 + barman-cloud 3.19.1 on loopback),
+# real scenario (SeaweedFS + PostgreSQL 15 + barman-cloud 3.19.1 on loopback)
+# and its extra layouts (scenario.sh extra),
 # runs the integration tests against it, then the disruptive ones (which stop
 # and restart SeaweedFS), and always tears the scenario down.
 #
@@ -40,6 +41,8 @@ cleanup() {
 trap cleanup EXIT
 step "building the real scenario in $dir"
 scripts/scenario.sh up "$dir" >/dev/null
+step "building the extra layouts (FAILED/STARTED, keep, bzip2/zstd/snappy WAL, 64 MiB segments)"
+scripts/scenario.sh extra "$dir" >/dev/null
 export BCE_SCENARIO="$dir/scenario.json"
 
 results="$(mktemp /tmp/bce-test-results.XXXXXX)"

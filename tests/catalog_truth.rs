@@ -202,7 +202,14 @@ async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
         .map(|b| b["backup_id"].as_str().unwrap().to_string())
         .collect();
     let shift = |rel: &str, text: String| -> String {
-        common::shift_backup_times(&text, if rel.starts_with(&ids[0]) { 10 } else { 5 })
+        common::shift_backup_times(
+            &text,
+            if rel.starts_with(&format!("base/{}/", ids[0])) {
+                10
+            } else {
+                5
+            },
+        )
     };
     copy_server(&sc, "pg-main", dest_prefix, |_| false, shift).await;
     let dest = format!("s3://{}/{}", sc.bucket, dest_prefix.trim_end_matches('/'));
