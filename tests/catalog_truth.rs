@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{Exporter, Scenario, copy_server, exporter_yaml, samples, segments, segno, value};
@@ -425,5 +426,39 @@ async fn leftovers_after_a_real_redundancy_1_deletion_match_the_bucket() {
     assert_eq!(value(&s, "barman_cloud_retention_obsolete_backups", &l), Some(0.0));
     assert_eq!(value(&s, "barman_cloud_retention_reclaimable_bytes", &l), Some(0.0));
     assert_eq!(value(&s, "barman_cloud_backups_restorable", &l), Some(1.0));
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_under_one_server_name_show_two_systems() {
+    let sc = Scenario::load();
+    let dest_prefix = "copies/mixed/";
+    // The old cluster's base backups land under pg-main's prefix, as when two
+    // clusters are configured with the same serverName.
+    copy_server(&sc, "pg-main", dest_prefix, |_| false, |_, t| t).await;
+    common::copy_prefix(
+        &sc,
+        &format!("{}base/", sc.server_prefix("pg-old")),
+        &format!("{dest_prefix}pg-main/base/"),
+        |_| false,
+        |_, t| t,
+    )
+    .await;
+    let dest = format!("s3://{}/{}", sc.bucket, dest_prefix.trim_end_matches('/'));
+    let out = sc.barman("barman-cloud-backup-list", &["--format", "json", &dest, "pg-main"]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let systems: BTreeSet<&str> = list["backups_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["systemid"].as_str().unwrap())
+        .collect();
+    assert_eq!(systems.len(), 2);
+    let exporter = Exporter::start(|dir| exporter_yaml(&sc, dir, &dest, "")).await;
+    exporter.wait_ready(Duration::from_secs(60)).await;
+    let (_, body) = exporter.get("/metrics").await;
+    let s = samples(&body);
+    let l = [("target", "scenario"), ("server", "pg-main")];
+    assert_eq!(value(&s, "barman_cloud_server_systems", &l), Some(2.0));
     exporter.stop().await;
 }

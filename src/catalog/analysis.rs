@@ -519,6 +519,37 @@ mod tests {
     }
 
     #[test]
+    fn cadence_is_the_median_gap_of_the_newest_seven_done_backups() {
+        // Ten daily backups, then eight hourly ones (the 6-field cron mistake):
+        // the newest seven are hourly, so the median gap is 3600 s.
+        let mut backups = Vec::new();
+        for day in 1..=10 {
+            let id = format!("202510{day:02}T020000");
+            let info = format!(
+                "status=DONE\nbegin_time=2025-10-{day:02} 02:00:00+00:00\nend_time=2025-10-{day:02} 02:10:00+00:00\n"
+            );
+            backups.push(dir(&id, &info, 1, 1));
+        }
+        for hour in 0..8 {
+            let id = format!("20251011T{hour:02}0200");
+            let info = format!(
+                "status=DONE\nbegin_time=2025-10-11 {hour:02}:02:00+00:00\nend_time=2025-10-11 {hour:02}:05:00+00:00\n"
+            );
+            backups.push(dir(&id, &info, 1, 1));
+        }
+        let s = ServerCatalog {
+            backups,
+            ..Default::default()
+        };
+        assert_eq!(summarize_server(&s, &opts(None)).interval_seconds, Some(3600.0));
+        let daily = ServerCatalog {
+            backups: s.backups[..10].to_vec(),
+            ..Default::default()
+        };
+        assert_eq!(summarize_server(&daily, &opts(None)).interval_seconds, Some(86_400.0));
+    }
+
+    #[test]
     fn failure_time_falls_back_to_backup_id() {
         let s = ServerCatalog {
             backups: vec![dir("20251102T020000", "status=FAILED\n", 1, 1)],
