@@ -37,7 +37,11 @@ fn kind_of(rest: &str) -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_metrics_equal_barman_and_a_direct_listing() {
     let sc = Scenario::load();
-    let exporter = Exporter::start(|dir| sc.config_yaml(dir, "1h", "1m", true)).await;
+    // Read-only credentials (Read + List): the walk must need nothing more.
+    let exporter = Exporter::start(|dir| {
+        sc.config_yaml_with_keys(dir, "1h", "1m", true, &sc.s3.ro_access_key, &sc.s3.ro_secret_key)
+    })
+    .await;
     exporter.wait_ready(Duration::from_secs(60)).await;
     let (om, s) = scrape(&exporter).await;
     let t = [("target", "scenario")];
@@ -275,6 +279,22 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
     // The landing page shows each server and backup.
     let (code, html) = exporter.get("/").await;
     assert_eq!(code, 200);
+    // No secret anywhere a user or scraper can see.
+    let password = sc
+        .postgres
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    for page in [om.as_str(), html.as_str(), status_json.as_str()] {
+        for secret in [&sc.s3.ro_access_key, &sc.s3.ro_secret_key, &sc.s3.secret_key, &password] {
+            assert!(!page.contains(secret.as_str()), "a secret leaked");
+        }
+    }
     for server in &all_servers {
         assert!(html.contains(server.as_str()), "landing page lists {server}");
     }

@@ -134,6 +134,9 @@ pub struct S3Info {
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
+    /// Credentials allowed only Read and List (SeaweedFS identity).
+    pub ro_access_key: String,
+    pub ro_secret_key: String,
     pub region: String,
     pub dir: PathBuf,
 }
@@ -163,10 +166,30 @@ impl Scenario {
 
     /// Writes the access key files and returns an exporter config YAML for the scenario.
     pub fn config_yaml(&self, dir: &Path, interval: &str, timeout: &str, with_postgres: bool) -> String {
+        self.config_yaml_with_keys(
+            dir,
+            interval,
+            timeout,
+            with_postgres,
+            &self.s3.access_key,
+            &self.s3.secret_key,
+        )
+    }
+
+    /// As [`Scenario::config_yaml`], with the given S3 key pair.
+    pub fn config_yaml_with_keys(
+        &self,
+        dir: &Path,
+        interval: &str,
+        timeout: &str,
+        with_postgres: bool,
+        access_key: &str,
+        secret_key: &str,
+    ) -> String {
         let ak = dir.join("access_key_id");
         let sk = dir.join("secret_access_key");
-        std::fs::write(&ak, &self.s3.access_key).unwrap();
-        std::fs::write(&sk, &self.s3.secret_key).unwrap();
+        std::fs::write(&ak, access_key).unwrap();
+        std::fs::write(&sk, secret_key).unwrap();
         let servers: Vec<String> = self.servers.iter().map(|s| format!("\"{s}\"")).collect();
         let mut yaml = format!(
             r#"interval: {interval}
