@@ -80,8 +80,8 @@ echo "  exporter log  $dir/exporter/exporter.log"
 echo "  barman tools  source $dir/barman.env; $BCE_VENV_BIN/barman-cloud-backup-list --endpoint-url \$S3_ENDPOINT --cloud-provider aws-s3 $(read_json 'd["destination_path"]') pg-main"
 echo
 echo "What it reports (per server):"
-curl -fsS "$base/metrics" | grep -E '^barman_cloud_(backups|backup_last_success_timestamp_seconds|first_recoverability_point_timestamp_seconds|wal_objects|server_orphaned|orphan_servers|storage_bytes|pg_archiver_archived_total|pg_in_recovery|collector_up)[{ ]' \
-  | sed 's/^/  /'
+curl -fsS "$base/metrics" | grep -E '^barman_cloud_(backups|backup_last_success_timestamp_seconds|first_recoverability_point_timestamp_seconds|recovery_window_end_timestamp_seconds|wal_missing_segments|backups_restorable|wal_timeline|wal_objects|wal_before_first_backup_objects|server_orphaned|orphan_bytes|storage_bytes|pg_archiver_archived_total|pg_archiver_last_archived_wal_in_storage|collector_up)[{ ]' \
+  | grep -v 'status="other"\|kind="other"' | sed 's/^/  /'
 echo
 if [[ -t 0 && "${CI:-}" != "true" ]]; then
   echo "Press Ctrl-C to stop the exporter, PostgreSQL and SeaweedFS."
