@@ -570,7 +570,7 @@ impl View {
                     else {
                         continue;
                     };
-                    let found = s3.servers.iter().any(|s| s.name == server && s.has_wal(name));
+                    let found = s3.servers.iter().any(|s| s.name == server && s.wal_names.contains(name));
                     emit(&Labels { slot, extra: &[("server", server)] }, f64::from(u8::from(found)))?;
                 }
                 Ok(())

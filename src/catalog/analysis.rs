@@ -18,8 +18,8 @@ use super::backup_info::BackupStatus;
 use super::continuity::{self, BackupRange, Continuity};
 use super::key::WalKind;
 use super::retention::LeftoverReason;
-use super::wal::{DEFAULT_SEGMENT_SIZE, WalIndex};
-use super::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage};
+use super::wal::DEFAULT_SEGMENT_SIZE;
+use super::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalNames};
 
 /// How many of the newest DONE backups the cadence looks at.
 pub const CADENCE_BACKUPS: usize = 7;
@@ -141,12 +141,9 @@ pub struct ServerSummary {
     pub systems: u64,
     /// `.history` files that could not be read.
     pub histories_unreadable: u64,
-    /// Which segments exist (for the `pg_stat_archiver` cross-check).
+    /// Which WAL files exist (for the `pg_stat_archiver` cross-check).
     #[serde(skip)]
-    pub index: WalIndex,
-    /// Bare names of `.partial`, `.backup` and `.history` objects.
-    #[serde(skip)]
-    pub other_names: BTreeSet<String>,
+    pub wal_names: WalNames,
 }
 
 impl ServerSummary {
@@ -160,14 +157,6 @@ impl ServerSummary {
     /// Usage of one WAL kind.
     pub fn wal_usage(&self, kind: WalKind) -> Usage {
         self.wal[kind.index()]
-    }
-
-    /// Whether the archive holds the WAL file PostgreSQL names `name`.
-    pub fn has_wal(&self, name: &str) -> bool {
-        match super::wal::SegmentName::parse(name) {
-            Some(seg) => self.index.contains(seg),
-            None => self.other_names.contains(name),
-        }
     }
 
     /// Leftover usage for one reason, when known.
@@ -261,7 +250,7 @@ pub fn summarize_server(server: &ServerCatalog, opts: &AnalysisOptions) -> Serve
             })
         })
         .collect();
-    let continuity = continuity::analyze(&server.wal.index, &server.histories, &ranges, segment_size);
+    let continuity = continuity::analyze(&server.wal.names.index, &server.histories, &ranges, segment_size);
     let stuck = details
         .iter()
         .filter(|d| d.status == "STARTED")
@@ -320,8 +309,7 @@ pub fn summarize_server(server: &ServerCatalog, opts: &AnalysisOptions) -> Serve
         interval_seconds,
         systems,
         histories_unreadable: server.histories_unreadable,
-        index: server.wal.index.clone(),
-        other_names: server.wal.other_names.clone(),
+        wal_names: server.wal.names.clone(),
         backup_list: details,
     }
 }

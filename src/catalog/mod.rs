@@ -83,6 +83,28 @@ impl Usage {
     }
 }
 
+/// Which WAL files exist: full segments as runs, and the bare names of the few
+/// `.partial`, `.backup` and `.history` objects (a handful per timeline and
+/// backup).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WalNames {
+    /// Full segments.
+    pub index: WalIndex,
+    /// Bare names of `.partial`, `.backup` and `.history` objects.
+    pub other: BTreeSet<String>,
+}
+
+impl WalNames {
+    /// Whether a WAL file named as PostgreSQL names it
+    /// (`pg_stat_archiver.last_archived_wal`) is in the archive.
+    pub fn contains(&self, name: &str) -> bool {
+        match SegmentName::parse(name) {
+            Some(seg) => self.index.contains(seg),
+            None => self.other.contains(name),
+        }
+    }
+}
+
 /// Streaming aggregates over every object under a server's `wals/`. Memory
 /// grows with directories, gaps, timelines and backups, never with segments.
 #[derive(Debug, Clone, Default)]
@@ -93,11 +115,8 @@ pub struct WalTotals {
     pub newest_segment_modified: Option<f64>,
     /// The highest full segment name seen.
     pub newest_segment: Option<SegmentName>,
-    /// Which full segments exist.
-    pub index: WalIndex,
-    /// Bare names of `.partial`, `.backup` and `.history` objects (a handful
-    /// per timeline and backup), for the `pg_stat_archiver` cross-check.
-    pub other_names: BTreeSet<String>,
+    /// Which WAL files exist, by name.
+    pub names: WalNames,
     /// `.history` keys (after `wals/`) by timeline, fetched after the listing.
     pub history_keys: BTreeMap<u32, String>,
     /// WAL objects older than the oldest DONE backup needs, per
@@ -125,10 +144,10 @@ impl WalTotals {
                 if file.segment > self.newest_segment {
                     self.newest_segment = file.segment;
                 }
-                self.index.insert(seg, t);
+                self.names.index.insert(seg, t);
             }
             (WalKind::Partial | WalKind::BackupLabel | WalKind::History, _) => {
-                self.other_names.insert(key::bare_wal_name(rest, &file));
+                self.names.other.insert(key::bare_wal_name(rest, &file));
                 if let (WalKind::History, Some(tli)) = (file.kind, file.timeline) {
                     self.history_keys.insert(tli, rest.to_string());
                 }
@@ -154,23 +173,6 @@ impl WalTotals {
             None => {}
         }
         file
-    }
-
-    /// Whether a WAL file named as PostgreSQL names it
-    /// (`pg_stat_archiver.last_archived_wal`) is in the archive: a full
-    /// segment, or a `.partial`, `.backup` or `.history` object.
-    pub fn contains_name(&self, name: &str) -> bool {
-        match SegmentName::parse(name) {
-            Some(seg) => self.index.contains(seg),
-            None => self.other_names.contains(name),
-        }
-    }
-
-    /// Total usage over all kinds.
-    pub fn total(&self) -> Usage {
-        let mut u = Usage::default();
-        self.by_kind.iter().for_each(|k| u.merge(*k));
-        u
     }
 }
 
