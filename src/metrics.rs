@@ -6,7 +6,6 @@
 //! nothing here does I/O. Label order on every series: `target`, the target's
 //! static labels, then `server` and the metric's own labels.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -683,36 +682,19 @@ impl View {
     }
 }
 
-/// Every metric name a scrape can contain (sample names, e.g. with `_total`),
-/// read from a rendered exposition: the names of its `# TYPE` families with
-/// the suffix each type adds.
-pub fn family_names(openmetrics: &str) -> Vec<String> {
-    let mut names: Vec<String> = openmetrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_once(' '))
-        .map(|(name, kind)| match kind {
-            "counter" => format!("{name}_total"),
-            "info" => format!("{name}_info"),
-            _ => name.to_string(),
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-/// Writes one line per sample `name{labels} value` (for tests and debugging).
-pub fn sample_lines(openmetrics: &str) -> String {
-    let mut out = String::new();
-    for l in openmetrics.lines().filter(|l| !l.starts_with('#')) {
-        let _ = writeln!(out, "{l}");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
+
+    /// One line per sample `name{labels} value`.
+    fn sample_lines(openmetrics: &str) -> String {
+        let mut out = String::new();
+        for l in openmetrics.lines().filter(|l| !l.starts_with('#')) {
+            let _ = writeln!(out, "{l}");
+        }
+        out
+    }
     use crate::catalog::analysis::summarize_target;
     use crate::catalog::{ServerCatalog, TargetCatalog};
     use crate::config::Config;
@@ -805,13 +787,5 @@ targets:
         assert!(text.contains("# HELP barman_cloud_collector_errors_total "));
         assert!(text.contains("# TYPE barman_cloud_exporter_build_info gauge"));
         assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
-    }
-
-    #[test]
-    fn family_names_include_suffixes() {
-        let names = family_names(&render_openmetrics(&store()));
-        assert!(names.contains(&"barman_cloud_collector_errors_total".to_string()));
-        assert!(names.contains(&"barman_cloud_exporter_build_info".to_string()));
-        assert!(names.contains(&"barman_cloud_backup_last_success_timestamp_seconds".to_string()));
     }
 }

@@ -41,12 +41,14 @@ pub async fn run_target(
             () = shutdown.cancelled() => break,
         }
         let deadline = Instant::now() + timeout;
+        // One "now" per cycle for the retention plan and the analysis.
+        let now = unix_now();
         let s3_run = async {
             let start = Instant::now();
             let outcome: Outcome<TargetSummary> = match &s3 {
                 Err(e) => Err(("other", e.to_string())),
-                Ok(source) => match tokio::time::timeout_at(deadline, source.walk(walk_options(&target))).await {
-                    Ok(Ok(catalog)) => Ok(summarize_target(&catalog, &analysis_options(&target))),
+                Ok(source) => match tokio::time::timeout_at(deadline, source.walk(walk_options(&target, now))).await {
+                    Ok(Ok(catalog)) => Ok(summarize_target(&catalog, &analysis_options(&target, now))),
                     Ok(Err(e)) => Err((e.reason().as_str(), e.to_string())),
                     Err(_) => Err(("timeout", format!("S3 walk did not finish within {}", fmt(timeout)))),
                 },
@@ -84,20 +86,20 @@ pub async fn run_target(
     debug!(target_name = %slot.name, "collection loop stopped");
 }
 
-fn walk_options(target: &Target) -> WalkOptions {
+fn walk_options(target: &Target, now: f64) -> WalkOptions {
     WalkOptions {
         retention: target.retention(),
-        now: unix_now(),
+        now,
     }
 }
 
-fn analysis_options(target: &Target) -> AnalysisOptions<'_> {
+fn analysis_options(target: &Target, now: f64) -> AnalysisOptions<'_> {
     AnalysisOptions {
         servers: target.servers.as_deref(),
         orphan_after: target.orphan_after.as_secs_f64(),
         stuck_after: target.stuck_after.as_secs_f64(),
         retention: target.retention_policy.is_some(),
-        now: unix_now(),
+        now,
     }
 }
 

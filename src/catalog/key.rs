@@ -245,13 +245,6 @@ pub fn bare_wal_name(rest: &str, file: &WalFile) -> String {
         .join(".")
 }
 
-/// Whether a directory name is a valid barman backup id (`utils.is_backup_id`:
-/// `^\d{8}T\d{6}$`).
-pub fn is_backup_id(id: &str) -> bool {
-    let b = id.as_bytes();
-    b.len() == 15 && b[8] == b'T' && b[..8].iter().all(u8::is_ascii_digit) && b[9..].iter().all(u8::is_ascii_digit)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,7 +341,5 @@ mod tests {
             bare_wal_name(rest, &classify_wal(rest)),
             "0000000A0000000000000004.00000028.backup"
         );
-        assert!(is_backup_id("20251126T091549"));
-        assert!(!is_backup_id("20251126-091549"));
     }
 }

@@ -234,11 +234,6 @@ impl WalIndex {
             .is_some_and(|runs| runs.iter().any(|r| (r.start..=r.end).contains(&seg.seg)))
     }
 
-    /// Whether no segment was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.dirs.is_empty()
-    }
-
     /// The highest timeline with a segment.
     pub fn newest_timeline(&self) -> Option<u32> {
         self.dirs.keys().next_back().map(|(t, _)| *t)

@@ -298,7 +298,6 @@ pub struct S3Source {
     client: Client,
     bucket: String,
     prefix: String,
-    requests: Arc<RequestCounter>,
 }
 
 impl S3Source {
@@ -326,7 +325,7 @@ impl S3Source {
                     .operation_attempt_timeout(Duration::from_secs(60))
                     .build(),
             )
-            .interceptor(CountRequests(requests.clone()));
+            .interceptor(CountRequests(requests));
         if shared.region().is_none() {
             b = b.region(Region::new("us-east-1"));
         }
@@ -344,13 +343,7 @@ impl S3Source {
             client: Client::from_conf(b.build()),
             bucket,
             prefix,
-            requests,
         })
-    }
-
-    /// The request counters of this source (shared with its client).
-    pub fn requests(&self) -> &Arc<RequestCounter> {
-        &self.requests
     }
 
     /// Walks the whole destination path.
