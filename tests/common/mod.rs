@@ -3,6 +3,8 @@
 //! tools as the reference.
 #![allow(dead_code, missing_docs)]
 
+pub mod fault_proxy;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
