@@ -12,7 +12,8 @@
 //! * [`catalog`]: pure barman-cloud knowledge (keys, WAL names, `backup.info`,
 //!   the per-server analysis), unit-tested from fixtures;
 //! * [`snapshot`]: immutable per-target snapshots swapped in after each collection;
-//! * [`metrics`]: the metric catalogue and encoder; [`http`]: the router.
+//! * [`metrics`]: the metric catalogue and encoder; [`http`]: the router;
+//! * [`web_config`]: optional TLS and basic auth in front of the router (`--web.config.file`).
 
 pub mod catalog;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod scheduler;
 pub mod snapshot;
 pub mod source;
+pub mod web_config;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,7 @@ use tracing::{info, warn};
 
 use config::Config;
 use snapshot::Store;
+use web_config::{TlsListener, WebConfig};
 
 /// How long background collections get to stop after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -49,6 +52,21 @@ pub async fn run(
     telemetry_path: String,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    run_with_web_config(config, listener, telemetry_path, WebConfig::default(), shutdown).await
+}
+
+/// As [`run`], with the TLS and basic auth of a `--web.config.file` in front
+/// of every route.
+///
+/// # Errors
+/// Only if the HTTP server fails.
+pub async fn run_with_web_config(
+    config: Config,
+    listener: TcpListener,
+    telemetry_path: String,
+    web: WebConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let store = Arc::new(Store::new(&config));
     let mut tasks = JoinSet::new();
     for (target, slot) in config.targets.iter().zip(&store.targets) {
@@ -61,13 +79,26 @@ pub async fn run(
         ));
     }
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, targets = config.targets.len(), "serving metrics on http://{addr}{telemetry_path}");
+        let (scheme, auth) = (web.scheme(), web.requires_auth());
+        info!(%addr, targets = config.targets.len(), basic_auth = auth, "serving metrics on {scheme}://{addr}{telemetry_path}");
     }
-    let app = http::router(http::AppState { store, telemetry_path });
+    let app = web.protect(http::router(http::AppState { store, telemetry_path }));
     let stop = shutdown.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
+    let served = match web.tls() {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        }
+        Some(tls) => match TlsListener::new(listener, tls) {
+            Ok(listener) => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+    };
     shutdown.cancel();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {

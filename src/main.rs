@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use barman_cloud_exporter::config::Config;
+use barman_cloud_exporter::web_config::WebConfig;
 
 /// Default listen address; port 9875 avoids 9187 (postgres_exporter, CNPG) and 9780 (barman exporter).
 const DEFAULT_LISTEN: &str = ":9875";
@@ -23,6 +24,10 @@ struct Cli {
     /// Address to listen on, `[host]:port`.
     #[arg(long = "web.listen-address", default_value = DEFAULT_LISTEN)]
     listen_address: String,
+    /// Web config file (Prometheus exporter-toolkit format) enabling TLS and/or
+    /// basic auth on every path; plain HTTP without auth when absent.
+    #[arg(long = "web.config.file", global = true)]
+    web_config_file: Option<PathBuf>,
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", default_value = "/metrics")]
     telemetry_path: String,
@@ -61,12 +66,19 @@ async fn main() -> anyhow::Result<()> {
     }
     let config =
         Config::load(&cli.config_file).with_context(|| format!("config file {}", cli.config_file.display()))?;
+    let web = match &cli.web_config_file {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig::default(),
+    };
     if matches!(cli.command, Some(Command::CheckConfig)) {
         println!(
             "{}: valid, {} target(s)",
             cli.config_file.display(),
             config.targets.len()
         );
+        if let Some(path) = &cli.web_config_file {
+            println!("{}: valid, {web:?}", path.display());
+        }
         return Ok(());
     }
     let addr = match cli.listen_address.strip_prefix(':') {
@@ -78,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listening on {addr}"))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    barman_cloud_exporter::run(config, listener, cli.telemetry_path, shutdown).await?;
+    barman_cloud_exporter::run_with_web_config(config, listener, cli.telemetry_path, web, shutdown).await?;
     Ok(())
 }
 
