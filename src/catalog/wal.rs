@@ -66,8 +66,11 @@ impl SegmentName {
     }
 
     /// First LSN (bytes) after this segment, i.e. the end of its WAL range.
+    /// Saturates at `u64::MAX` for the last segment of the 64-bit WAL space
+    /// (its end, 2^64, does not fit), and for names whose `seg` is out of
+    /// range for `segment_size` (barman's regex accepts them).
     pub fn end_lsn(&self, segment_size: u64) -> u64 {
-        (self.segno(segment_size) + 1) * segment_size
+        (self.segno(segment_size) + 1).saturating_mul(segment_size)
     }
 
     /// The `wals/` sub-directory barman stores this segment in
@@ -156,6 +159,26 @@ mod tests {
         assert!(parse_lsn("1/123456789").is_none());
         assert_eq!(seg.end_lsn(DEFAULT_SEGMENT_SIZE), 0x0700_0000);
         assert_eq!(seg.hash_dir(), "0000000100000000");
+    }
+
+    #[test]
+    fn end_of_the_last_segment_saturates_instead_of_overflowing() {
+        // Found by tests/wal_props.rs: (2^44 - 1 + 1) * 1 MiB overflowed u64
+        // (a panic in debug builds, a wrapped 0 in release).
+        let last = SegmentName::parse("00000001FFFFFFFF00000FFF").unwrap();
+        assert_eq!(last.end_lsn(1 << 20), u64::MAX);
+        let last16 = SegmentName::from_lsn(1, u64::MAX, DEFAULT_SEGMENT_SIZE);
+        assert_eq!(last16.to_string(), "00000001FFFFFFFF000000FF");
+        assert_eq!(last16.end_lsn(DEFAULT_SEGMENT_SIZE), u64::MAX);
+        // One before the last still has an exact end.
+        let before = SegmentName::from_segno(1, last16.segno(DEFAULT_SEGMENT_SIZE) - 1, DEFAULT_SEGMENT_SIZE);
+        assert_eq!(
+            before.end_lsn(DEFAULT_SEGMENT_SIZE),
+            u64::MAX - DEFAULT_SEGMENT_SIZE + 1
+        );
+        // A hostile name with every field at its maximum (seg out of range).
+        let junk = SegmentName::parse("FFFFFFFFFFFFFFFFFFFFFFFF").unwrap();
+        assert_eq!(junk.end_lsn(DEFAULT_SEGMENT_SIZE), u64::MAX);
     }
 }
 
