@@ -101,6 +101,12 @@ pub struct Target {
     /// Optional file holding a session token.
     #[serde(default)]
     pub session_token_file: Option<PathBuf>,
+    /// PEM bundle of the CA(s) that signed the endpoint's certificate, like the
+    /// ObjectStore's `endpointCA`. It replaces the system roots for this target
+    /// (append a public CA to the bundle to trust that too); the host name is
+    /// always checked. Read and checked at start-up (≥ 1 certificate).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// The PostgreSQL cluster archiving here, for `pg_stat_archiver`.
     #[serde(default)]
     pub postgres: Option<Postgres>,
@@ -292,6 +298,11 @@ impl Config {
                     "{k}: access_key_id_file and secret_access_key_file must be given together"
                 ));
             }
+            if let Some(ca) = &t.ca_file
+                && let Err(e) = crate::source::tls::read_ca_bundle(ca)
+            {
+                errs.push(format!("{k}.ca_file: {e}"));
+            }
             if let Some(servers) = &t.servers
                 && servers.iter().any(|s| s.is_empty() || s.contains('/'))
             {
@@ -469,5 +480,25 @@ targets:
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/config.yaml"), "{e}");
+    }
+
+    #[test]
+    fn ca_file_must_hold_a_certificate() {
+        Jail::expect_with(|jail| {
+            jail.create_file("not-a-ca.pem", "hello\n")?;
+            let e = load(
+                jail,
+                r#"
+targets:
+  - {name: a, destination_path: "s3://b", ca_file: /nonexistent/ca.pem}
+  - {name: b, destination_path: "s3://b", ca_file: not-a-ca.pem}
+"#,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("targets[0].ca_file: /nonexistent/ca.pem"), "{e}");
+            assert!(e.contains("targets[1].ca_file: not-a-ca.pem: no PEM certificate"), "{e}");
+            Ok(())
+        });
     }
 }

@@ -2,3 +2,4 @@
 
 pub mod postgres;
 pub mod s3;
+pub mod tls;

@@ -93,6 +93,8 @@ pub enum S3ErrorReason {
     InvalidResponse,
     /// Credentials could not be loaded.
     Credentials,
+    /// The TLS handshake or the certificate check failed (see `ca_file`).
+    Tls,
     /// Anything else.
     Other,
 }
@@ -110,6 +112,7 @@ impl S3ErrorReason {
             Self::ClientError => "client_error",
             Self::InvalidResponse => "invalid_response",
             Self::Credentials => "credentials",
+            Self::Tls => "tls",
             Self::Other => "other",
         }
     }
@@ -153,6 +156,9 @@ pub enum S3Error {
     /// The target's `destination_path` is invalid (rejected by config validation first).
     #[error("invalid destination_path {0:?}")]
     Destination(String),
+    /// The target's `ca_file` is unusable (rejected by config validation first).
+    #[error("ca_file {0}")]
+    CaFile(String),
 }
 
 impl S3Error {
@@ -162,6 +168,7 @@ impl S3Error {
             Self::List { reason, .. } | Self::Get { reason, .. } => *reason,
             Self::Credentials { .. } => S3ErrorReason::Credentials,
             Self::Destination(_) => S3ErrorReason::Other,
+            Self::CaFile(_) => S3ErrorReason::Tls,
         }
     }
 }
@@ -170,6 +177,11 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16
     match err {
         SdkError::TimeoutError(_) => S3ErrorReason::Timeout,
         SdkError::DispatchFailure(d) if d.is_timeout() => S3ErrorReason::Timeout,
+        SdkError::DispatchFailure(d)
+            if d.as_connector_error().is_some_and(|c| super::tls::is_tls_failure(c)) =>
+        {
+            S3ErrorReason::Tls
+        }
         SdkError::DispatchFailure(_) => S3ErrorReason::Connect,
         SdkError::ResponseError(_) => S3ErrorReason::InvalidResponse,
         SdkError::ConstructionFailure(_) => {
@@ -331,6 +343,9 @@ impl S3Source {
         }
         if let Some(endpoint) = &target.endpoint_url {
             b = b.endpoint_url(endpoint);
+        }
+        if let Some(ca) = &target.ca_file {
+            b = b.http_client(super::tls::http_client_with_ca(ca).map_err(S3Error::CaFile)?);
         }
         if let (Some(ak), Some(sk)) = (&target.access_key_id_file, &target.secret_access_key_file) {
             b = b.credentials_provider(FileCredentials {
