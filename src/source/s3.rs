@@ -87,7 +87,8 @@ pub enum S3ErrorReason {
     Throttled,
     /// Another 5xx after the SDK's retries.
     ServerError,
-    /// Another 4xx.
+    /// Another 4xx, or a redirect (301 PermanentRedirect: the bucket is in
+    /// the region the `x-amz-bucket-region` header in the message names).
     ClientError,
     /// The response could not be parsed.
     InvalidResponse,
@@ -200,6 +201,7 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16
             (_, Some(403)) => S3ErrorReason::AccessDenied,
             (_, Some(s)) if s >= 500 => S3ErrorReason::ServerError,
             (_, Some(s)) if s >= 400 => S3ErrorReason::ClientError,
+            (Some("PermanentRedirect"), _) | (_, Some(300..=399)) => S3ErrorReason::ClientError,
             _ => S3ErrorReason::Other,
         },
         _ => S3ErrorReason::Other,

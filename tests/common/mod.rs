@@ -4,6 +4,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod fault_proxy;
+pub mod faults;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
