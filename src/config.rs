@@ -203,18 +203,36 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A duration key: humantime text (`30s`, `5m`, `1h`) or whole seconds. Every
+/// other value is refused with a message saying what is expected (an untagged
+/// enum here said only "data did not match any variant").
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Seconds(u64),
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration such as 30s, 5m or 1h, or a whole number of seconds")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, s: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(s))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, s: i64) -> Result<Duration, E> {
+            u64::try_from(s).map(Duration::from_secs).map_err(|_| {
+                E::custom(format!(
+                    "invalid duration {s}: must not be negative (use e.g. 30s, 5m, 1h)"
+                ))
+            })
+        }
+
+        fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Duration, E> {
+            humantime::parse_duration(t.trim())
+                .map_err(|e| E::custom(format!("invalid duration {t:?}: {e} (use e.g. 30s, 5m, 1h)")))
+        }
     }
-    match Raw::deserialize(d)? {
-        Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => humantime::parse_duration(t.trim())
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {t:?}: {e} (use e.g. 30s, 5m, 1h)"))),
-    }
+    d.deserialize_any(Visitor)
 }
 
 impl Config {
@@ -475,6 +493,31 @@ targets:
     }
 
     #[test]
+    fn duration_errors_say_what_is_expected() {
+        Jail::expect_with(|jail| {
+            let t = "targets: [{name: a, destination_path: 's3://b'}]";
+            let e = load(jail, &format!("interval: -5\n{t}")).unwrap_err().to_string();
+            assert!(
+                e.contains("invalid duration -5: must not be negative") && e.contains("interval"),
+                "{e}"
+            );
+            let e = load(jail, &format!("timeout: 1.5\n{t}")).unwrap_err().to_string();
+            assert!(
+                e.contains("expected a duration such as 30s") && e.contains("timeout"),
+                "{e}"
+            );
+            let e = load(jail, &format!("interval: [1]\n{t}")).unwrap_err().to_string();
+            assert!(e.contains("expected a duration such as 30s"), "{e}");
+            let c = load(jail, &format!("interval: 90\ntimeout: ' 2m '\n{t}")).unwrap();
+            assert_eq!(
+                (c.interval, c.timeout),
+                (Duration::from_secs(90), Duration::from_secs(120))
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn missing_file_is_a_clear_error() {
         let e = Config::load(Path::new("/nonexistent/config.yaml"))
             .unwrap_err()
@@ -497,7 +540,10 @@ targets:
             .unwrap_err()
             .to_string();
             assert!(e.contains("targets[0].ca_file: /nonexistent/ca.pem"), "{e}");
-            assert!(e.contains("targets[1].ca_file: not-a-ca.pem: no PEM certificate"), "{e}");
+            assert!(
+                e.contains("targets[1].ca_file: not-a-ca.pem: no PEM certificate"),
+                "{e}"
+            );
             Ok(())
         });
     }
