@@ -28,6 +28,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+step "alert rules (promtool)"
+scripts/check-alerts.sh
 step "building tests"
 cargo test --locked --no-run
 
