@@ -55,6 +55,15 @@ pub struct Config {
     /// running then is aborted and the target is marked down. Default 2m.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// How often a target's WAL directories are all re-listed even when nothing
+    /// suggests they changed (the periodic full reconcile of the incremental
+    /// walk, e.g. `24h`). `0s` makes every walk a full walk. Default 24h.
+    #[serde(default = "default_full_walk_interval", deserialize_with = "duration")]
+    pub full_walk_interval: Duration,
+    /// How many `ListObjectsV2` paginations (WAL directories) run at once per
+    /// server during a walk, 1 to 256. Default 16.
+    #[serde(default = "default_list_concurrency")]
+    pub list_concurrency: usize,
     /// The object stores to watch.
     pub targets: Vec<Target>,
 }
@@ -65,6 +74,14 @@ fn default_interval() -> Duration {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(120)
+}
+
+fn default_full_walk_interval() -> Duration {
+    Duration::from_secs(86_400)
+}
+
+fn default_list_concurrency() -> usize {
+    16
 }
 
 /// One object store location (`destinationPath`) and optionally the
@@ -280,6 +297,12 @@ impl Config {
         }
         if self.targets.is_empty() {
             errs.push("targets: at least one target is required".to_string());
+        }
+        if !(1..=256).contains(&self.list_concurrency) {
+            errs.push(format!(
+                "list_concurrency: must be between 1 and 256, got {}",
+                self.list_concurrency
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {

@@ -90,6 +90,8 @@ fn target_json(slot: &TargetSlot, snap: &TargetSnapshot) -> Value {
         "s3": collector_json(&snap.s3),
         "postgres": snap.postgres.as_ref().map(collector_json),
         "s3_requests": slot.requests.snapshot().by_operation,
+        "s3_walks": snap.walks,
+        "s3_last_walk": snap.last_walk,
     })
 }
 

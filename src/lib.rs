@@ -73,8 +73,7 @@ pub async fn run_with_web_config(
         tasks.spawn(scheduler::run_target(
             target.clone(),
             slot.clone(),
-            config.interval,
-            config.timeout,
+            scheduler::Settings::of(&config),
             shutdown.clone(),
         ));
     }

@@ -676,6 +676,28 @@ impl View {
                 Ok(())
             },
         )?;
+        self.family(
+            enc,
+            &fam(
+                "barman_cloud_s3_walks",
+                "Successful S3 walks by kind: full (every WAL directory listed) or incremental.",
+            ),
+            MetricType::Counter,
+            |emit| {
+                for (slot, snap, _) in &self.targets {
+                    for (kind, n) in &snap.walks {
+                        emit(
+                            &Labels {
+                                slot,
+                                extra: &[("kind", kind)],
+                            },
+                            *n as f64,
+                        )?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
         let help = self.help("Version and git revision of the exporter.");
         let mut m = enc.encode_descriptor("barman_cloud_exporter_build", &help, None, MetricType::Info)?;
         m.encode_info(&[("version", VERSION), ("revision", REVISION)])

@@ -19,20 +19,47 @@ use crate::config::Target;
 use crate::snapshot::TargetSlot;
 use crate::snapshot::unix_now;
 use crate::source::postgres::{ArchiverStatus, PgError, PgErrorReason, PgTarget};
-use crate::source::s3::{S3Source, WalkOptions};
+use crate::source::s3::{S3Source, WalkCache, WalkOptions, WalkStats};
 
 /// A collector outcome as recorded in the snapshot: data, or `(reason, message)`.
 type Outcome<T> = Result<T, (&'static str, String)>;
 
+/// How every target is collected (from the global configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Time between the starts of two collections.
+    pub interval: Duration,
+    /// Hard deadline of one collection.
+    pub timeout: Duration,
+    /// The periodic full reconcile of the incremental walk.
+    pub full_walk_interval: Duration,
+    /// WAL directory listings in flight at once per server.
+    pub list_concurrency: usize,
+}
+
+impl Settings {
+    /// The settings of `config`.
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            interval: config.interval,
+            timeout: config.timeout,
+            full_walk_interval: config.full_walk_interval,
+            list_concurrency: config.list_concurrency,
+        }
+    }
+}
+
 /// Collects one target forever (until `shutdown`), publishing into `slot`.
-pub async fn run_target(
-    target: Target,
-    slot: Arc<TargetSlot>,
-    interval: Duration,
-    timeout: Duration,
-    shutdown: CancellationToken,
-) {
+pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Settings, shutdown: CancellationToken) {
+    let Settings {
+        interval,
+        timeout,
+        full_walk_interval,
+        list_concurrency,
+    } = settings;
     let s3 = S3Source::new(&target, slot.requests.clone()).await;
+    // What the last successful walk saw; a failed or aborted walk leaves it as is.
+    let mut cache = WalkCache::default();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -45,13 +72,28 @@ pub async fn run_target(
         let now = unix_now();
         let s3_run = async {
             let start = Instant::now();
-            let outcome: Outcome<TargetSummary> = match &s3 {
+            let outcome: Outcome<(TargetSummary, WalkStats)> = match &s3 {
                 Err(e) => Err(("other", e.to_string())),
-                Ok(source) => match tokio::time::timeout_at(deadline, source.walk(walk_options(&target, now))).await {
-                    Ok(Ok(catalog)) => Ok(summarize_target(&catalog, &analysis_options(&target, now))),
-                    Ok(Err(e)) => Err((e.reason().as_str(), e.to_string())),
-                    Err(_) => Err(("timeout", format!("S3 walk did not finish within {}", fmt(timeout)))),
-                },
+                Ok(source) => {
+                    let opts = WalkOptions {
+                        retention: target.retention(),
+                        now,
+                        full_walk_interval: full_walk_interval.as_secs_f64(),
+                        list_concurrency,
+                    };
+                    match tokio::time::timeout_at(deadline, source.walk(opts, &cache)).await {
+                        Ok(Ok(walk)) => {
+                            debug!(target_name = %slot.name, stats = ?walk.stats, "walk finished");
+                            cache = walk.cache;
+                            Ok((
+                                summarize_target(&walk.catalog, &analysis_options(&target, now)),
+                                walk.stats,
+                            ))
+                        }
+                        Ok(Err(e)) => Err((e.reason().as_str(), e.to_string())),
+                        Err(_) => Err(("timeout", format!("S3 walk did not finish within {}", fmt(timeout)))),
+                    }
+                }
             };
             (outcome, start.elapsed())
         };
@@ -77,6 +119,14 @@ pub async fn run_target(
             log_outcome(&slot.name, "postgres", o, *took);
         }
         slot.publish(|snap| {
+            let s3_outcome = s3_outcome.map(|(summary, stats)| {
+                *snap
+                    .walks
+                    .entry(if stats.is_full() { "full" } else { "incremental" })
+                    .or_default() += 1;
+                snap.last_walk = Some(stats);
+                summary
+            });
             snap.s3.record(s3_outcome, s3_took);
             if let (Some(state), Some((o, took))) = (&mut snap.postgres, pg) {
                 state.record(o, took);
@@ -84,13 +134,6 @@ pub async fn run_target(
         });
     }
     debug!(target_name = %slot.name, "collection loop stopped");
-}
-
-fn walk_options(target: &Target, now: f64) -> WalkOptions {
-    WalkOptions {
-        retention: target.retention(),
-        now,
-    }
 }
 
 fn analysis_options(target: &Target, now: f64) -> AnalysisOptions<'_> {

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::catalog::analysis::TargetSummary;
 use crate::config::{Config, Target};
 use crate::source::postgres::ArchiverStatus;
-use crate::source::s3::RequestCounter;
+use crate::source::s3::{RequestCounter, WalkStats};
 
 /// The state of one collector (S3 or PostgreSQL) of one target.
 #[derive(Debug, Clone)]
@@ -81,6 +81,10 @@ pub struct TargetSnapshot {
     pub s3: CollectorState<TargetSummary>,
     /// `pg_stat_archiver`, when the target has `postgres`.
     pub postgres: Option<CollectorState<ArchiverStatus>>,
+    /// Successful S3 walks by kind (`full`, `incremental`).
+    pub walks: BTreeMap<&'static str, u64>,
+    /// The work of the last successful S3 walk.
+    pub last_walk: Option<WalkStats>,
 }
 
 impl TargetSnapshot {
@@ -164,6 +168,8 @@ fn slot(t: &Target) -> TargetSlot {
         current: RwLock::new(Arc::new(TargetSnapshot {
             s3: CollectorState::default(),
             postgres: t.postgres.as_ref().map(|_| CollectorState::default()),
+            walks: BTreeMap::new(),
+            last_walk: None,
         })),
     }
 }

@@ -79,6 +79,7 @@ targets:
     store.targets[0].publish(|t| {
         t.s3.record(Err(("timeout", "x".into())), Duration::from_secs(1));
         t.s3.record(Ok(summary), Duration::from_secs(1));
+        t.walks.insert("full", 1);
         let pg = t.postgres.as_mut().unwrap();
         pg.record(
             Ok(ArchiverStatus {

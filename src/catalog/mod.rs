@@ -107,7 +107,7 @@ impl WalNames {
 
 /// Streaming aggregates over every object under a server's `wals/`. Memory
 /// grows with directories, gaps, timelines and backups, never with segments.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WalTotals {
     /// Usage per kind, indexed by [`WalKind::index`].
     pub by_kind: [Usage; 5],
@@ -173,6 +173,41 @@ impl WalTotals {
             None => {}
         }
         file
+    }
+}
+
+impl WalTotals {
+    /// Whether both describe the same objects (counts and bytes per kind, the
+    /// same WAL names with the same newest `LastModified`), whatever the
+    /// retention rules they were accounted with.
+    pub fn same_objects(&self, other: &WalTotals) -> bool {
+        self.by_kind == other.by_kind
+            && self.names == other.names
+            && self.newest_segment_modified == other.newest_segment_modified
+    }
+
+    /// Adds the aggregates of another, disjoint set of objects (another
+    /// directory's listing) to these. The result equals accounting both sets'
+    /// objects into one [`WalTotals`] with the same rules, because the
+    /// one-path-per-bare-name rule only ever applies inside one directory.
+    pub fn merge(&mut self, other: &WalTotals) {
+        for (a, b) in self.by_kind.iter_mut().zip(&other.by_kind) {
+            a.merge(*b);
+        }
+        self.newest_segment_modified = match (self.newest_segment_modified, other.newest_segment_modified) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.newest_segment = self.newest_segment.max(other.newest_segment);
+        self.names.index.merge(&other.names.index);
+        self.names.other.extend(other.names.other.iter().cloned());
+        for (tli, key) in &other.history_keys {
+            self.history_keys.entry(*tli).or_insert_with(|| key.clone());
+        }
+        for (a, b) in self.leftovers.iter_mut().zip(&other.leftovers) {
+            a.merge(*b);
+        }
+        self.reclaimable.merge(other.reclaimable);
     }
 }
 

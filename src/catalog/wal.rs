@@ -299,6 +299,24 @@ impl WalIndex {
         out
     }
 
+    /// Adds every segment of `other` (the index of another directory listing).
+    pub fn merge(&mut self, other: &WalIndex) {
+        for (&(timeline, log), runs) in &other.dirs {
+            match self.dirs.get_mut(&(timeline, log)) {
+                None => {
+                    self.dirs.insert((timeline, log), runs.clone());
+                }
+                Some(_) => {
+                    for r in runs {
+                        for seg in r.start..=r.end {
+                            self.insert(SegmentName { timeline, log, seg }, r.newest_modified);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Number of directories and runs held (for memory accounting).
     pub fn size(&self) -> (usize, usize) {
         (self.dirs.len(), self.dirs.values().map(Vec::len).sum())

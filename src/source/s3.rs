@@ -9,8 +9,9 @@
 //! Only `ListObjectsV2` and `GetObject` are ever sent. Every HTTP request,
 //! retries included, is counted per operation by [`RequestCounter`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -23,21 +24,212 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use thiserror::Error;
 
-use crate::catalog::backup_info::{BackupInfo, MAX_BACKUP_INFO_BYTES};
-use crate::catalog::history;
+use crate::catalog::backup_info::{BackupInfo, BackupStatus, MAX_BACKUP_INFO_BYTES};
+use crate::catalog::history::{self, HistoryEntry};
 use crate::catalog::key::{BaseObject, classify_base, is_backup_tar};
 use crate::catalog::retention::{BackupMeta, Keep, RetentionPolicy, WalRules};
-use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage};
+use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalTotals};
 use crate::config::Target;
 
-/// What a walk needs besides the bucket: the retention policy to simulate and
-/// the time to simulate it at.
+/// What a walk needs besides the bucket: the retention policy to simulate, the
+/// time to simulate it at, and how to list.
 #[derive(Debug, Clone, Copy)]
 pub struct WalkOptions {
     /// The target's `retention_policy`.
     pub retention: Option<RetentionPolicy>,
     /// Now, Unix seconds.
     pub now: f64,
+    /// Seconds after which every WAL directory is re-listed anyway
+    /// (`full_walk_interval`); 0 makes every walk full.
+    pub full_walk_interval: f64,
+    /// WAL directory listings in flight at once per server (`list_concurrency`).
+    pub list_concurrency: usize,
+}
+
+/// The result of [`S3Source::walk`].
+#[derive(Debug)]
+pub struct Walk {
+    /// What the bucket holds.
+    pub catalog: TargetCatalog,
+    /// What the next walk may reuse.
+    pub cache: WalkCache,
+    /// How much was listed, fetched and reused.
+    pub stats: WalkStats,
+}
+
+/// Counts of one walk's work, summed over servers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WalkStats {
+    /// Servers whose WAL directories were all listed.
+    pub full_servers: u64,
+    /// Servers walked incrementally.
+    pub incremental_servers: u64,
+    /// WAL directories listed.
+    pub listed_dirs: u64,
+    /// WAL directories whose previous aggregates were reused unlisted.
+    pub reused_dirs: u64,
+    /// `backup.info`, keep annotations and `.history` objects not fetched
+    /// again because their ETag and size were unchanged.
+    pub reused_objects: u64,
+}
+
+impl WalkStats {
+    fn add(&mut self, o: &WalkStats) {
+        self.full_servers += o.full_servers;
+        self.incremental_servers += o.incremental_servers;
+        self.listed_dirs += o.listed_dirs;
+        self.reused_dirs += o.reused_dirs;
+        self.reused_objects += o.reused_objects;
+    }
+
+    /// True when every server's WAL directories were all listed (or there
+    /// were no servers): the `kind="full"` of `barman_cloud_s3_walks_total`.
+    pub fn is_full(&self) -> bool {
+        self.incremental_servers == 0
+    }
+}
+
+/// What one walk leaves for the next: per server, the objects already read
+/// (by ETag) and the aggregates of each WAL directory. Memory grows with
+/// servers, backups and WAL directories, never with WAL segments.
+#[derive(Debug, Clone, Default)]
+pub struct WalkCache {
+    servers: BTreeMap<String, ServerCache>,
+}
+
+impl WalkCache {
+    /// Number of servers and WAL directories remembered.
+    pub fn size(&self) -> (usize, usize) {
+        (self.servers.len(), self.servers.values().map(|s| s.dirs.len()).sum())
+    }
+}
+
+/// One server's part of a [`WalkCache`].
+#[derive(Debug, Clone, Default)]
+pub struct ServerCache {
+    /// Parsed `backup.info` by backup id (not STARTED ones).
+    infos: BTreeMap<String, Cached<BackupInfoState>>,
+    /// Keep annotations by backup id.
+    keeps: BTreeMap<String, Cached<Option<Keep>>>,
+    /// Parsed `.history` files by key after `wals/`.
+    histories: BTreeMap<String, Cached<Option<Vec<HistoryEntry>>>>,
+    /// The retention rules the directory aggregates were computed with.
+    rules: WalRules,
+    /// Aggregates per `wals/<dir>/` (the directory name without slashes).
+    dirs: BTreeMap<String, Arc<WalTotals>>,
+    /// When every directory was last listed, Unix seconds.
+    full_at: f64,
+    /// False when the last full walk found older directories changed, so the
+    /// next walk is full too.
+    settled: bool,
+    /// The directories that were active then ([`WalListing::active`]): they
+    /// may have been filled after they were listed, so they are listed again.
+    active: BTreeSet<String>,
+}
+
+/// An object's identity as listed: a value derived from its bytes stays valid
+/// while the ETag and size do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ObjectId {
+    etag: String,
+    size: u64,
+}
+
+impl ObjectId {
+    /// `None` when the listing gave no ETag (then nothing is cached).
+    fn of(o: &aws_sdk_s3::types::Object) -> Option<Self> {
+        Some(Self {
+            etag: o.e_tag()?.to_string(),
+            size: size(o),
+        })
+    }
+}
+
+/// A value derived from an object's bytes, with the object's identity.
+#[derive(Debug, Clone)]
+struct Cached<T> {
+    id: ObjectId,
+    value: T,
+}
+
+impl<T> Cached<T> {
+    /// The cached value when the object is listed with the same identity.
+    fn hit<'a>(cached: Option<&'a Cached<T>>, now: Option<&ObjectId>) -> Option<&'a T> {
+        let c = cached?;
+        (Some(&c.id) == now).then_some(&c.value)
+    }
+}
+
+/// One server's walk result.
+struct ServerWalk {
+    catalog: ServerCatalog,
+    cache: ServerCache,
+    stats: WalkStats,
+}
+
+/// Which WAL directories a walk lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalListing {
+    /// Every directory is listed.
+    pub full: bool,
+    /// The directories to list (names under `wals/`, without slashes).
+    pub list: Vec<String>,
+    /// Directories PostgreSQL may still be writing into: the newest of the two
+    /// newest timelines (a promote archives the old timeline's `.partial`).
+    /// A change there is expected and does not unsettle a full walk.
+    pub active: BTreeSet<String>,
+    /// A directory of the previous walk is gone (retention ran).
+    pub removed: bool,
+}
+
+/// Decides which WAL directories to list, given the previous walk of the
+/// server (`None`: cold start), the directories listed now under `wals/` (in
+/// listing order) and the retention rules planned now.
+///
+/// The walk is full (every directory) on a cold start, when the rules differ
+/// from those the cached aggregates were computed with (the backup set
+/// changed, or a RECOVERY WINDOW moved), when a directory disappeared
+/// (retention deleted it), when the previous full walk was not settled, or
+/// when `full_walk_interval` has passed since the last full walk. Otherwise it
+/// lists the new directories, the active ones and those active in the
+/// previous walk (which may have been filled since): WAL keys sort
+/// lexicographically and PostgreSQL only appends, so a filled directory
+/// changes only by retention, which changes the backup set first.
+pub fn plan_wal_listing(
+    prev: Option<&ServerCache>,
+    dirs: &[String],
+    rules: &WalRules,
+    opts: WalkOptions,
+) -> WalListing {
+    let mut newest: BTreeMap<u32, &String> = BTreeMap::new();
+    for d in dirs {
+        if let Some((tli, _)) = crate::catalog::key::wal_dir(&format!("{d}/")) {
+            let e = newest.entry(tli).or_insert(d);
+            if d > *e {
+                *e = d;
+            }
+        }
+    }
+    let active: BTreeSet<String> = newest.values().rev().take(2).map(|d| (*d).clone()).collect();
+    let now: BTreeSet<&String> = dirs.iter().collect();
+    let removed = prev.is_some_and(|p| p.dirs.keys().any(|d| !now.contains(d)));
+    let full = match prev {
+        None => true,
+        Some(p) => p.rules != *rules || removed || !p.settled || opts.now - p.full_at >= opts.full_walk_interval,
+    };
+    let list = dirs
+        .iter()
+        .filter(|d| {
+            full || active.contains(*d) || prev.is_none_or(|p| p.active.contains(*d) || !p.dirs.contains_key(*d))
+        })
+        .cloned()
+        .collect();
+    WalListing {
+        full,
+        list,
+        active,
+        removed,
+    }
 }
 
 /// Decodes a `.history` object's body: plain, or compressed with any of
@@ -178,9 +370,7 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16
     match err {
         SdkError::TimeoutError(_) => S3ErrorReason::Timeout,
         SdkError::DispatchFailure(d) if d.is_timeout() => S3ErrorReason::Timeout,
-        SdkError::DispatchFailure(d)
-            if d.as_connector_error().is_some_and(|c| super::tls::is_tls_failure(c)) =>
-        {
+        SdkError::DispatchFailure(d) if d.as_connector_error().is_some_and(|c| super::tls::is_tls_failure(c)) => {
             S3ErrorReason::Tls
         }
         SdkError::DispatchFailure(_) => S3ErrorReason::Connect,
@@ -363,14 +553,25 @@ impl S3Source {
         })
     }
 
-    /// Walks the whole destination path.
+    /// Walks the whole destination path, reusing what `prev` (the previous
+    /// successful walk's cache; empty for a cold start) says cannot have
+    /// changed. Returns the catalog and the cache for the next walk.
+    ///
+    /// Per server: `base/` is listed and only new or changed `backup.info`,
+    /// keep annotations and `.history` files are fetched (an object whose ETag
+    /// and size are unchanged is not fetched again; STARTED backups are always
+    /// re-read). `wals/` is listed with a delimiter to find its directories;
+    /// a full walk lists every directory, `opts.list_concurrency` at once; an
+    /// incremental walk lists only new directories and the newest directory of
+    /// the two newest timelines, and reuses the previous aggregates of the rest.
+    /// See [`plan_wal_listing`] for when a walk is full.
     ///
     /// # Errors
     /// Any failed listing, and GETs that fail for network or server reasons,
     /// fail the walk: a partial catalog is never returned. A `backup.info`
     /// that is refused (4xx), too large or malformed only marks that backup
     /// unreadable.
-    pub async fn walk(&self, opts: WalkOptions) -> Result<TargetCatalog, S3Error> {
+    pub async fn walk(&self, opts: WalkOptions, prev: &WalkCache) -> Result<Walk, S3Error> {
         let mut catalog = TargetCatalog::default();
         let mut candidates = Vec::new();
         self.list(&self.prefix, Some("/"), |page| {
@@ -387,13 +588,25 @@ impl S3Source {
             }
         })
         .await?;
-        let servers: Vec<Option<ServerCatalog>> = stream::iter(candidates)
-            .map(|name| self.walk_server(name, opts))
+        let walked: Vec<Option<ServerWalk>> = stream::iter(candidates)
+            .map(|name| {
+                let prev = prev.servers.get(&name);
+                self.walk_server(name, opts, prev)
+            })
             .buffered(SERVER_CONCURRENCY)
             .try_collect()
             .await?;
-        catalog.servers = servers.into_iter().flatten().collect();
-        Ok(catalog)
+        let mut walk = Walk {
+            catalog,
+            cache: WalkCache::default(),
+            stats: WalkStats::default(),
+        };
+        for w in walked.into_iter().flatten() {
+            walk.stats.add(&w.stats);
+            walk.cache.servers.insert(w.catalog.name.clone(), w.cache);
+            walk.catalog.servers.push(w.catalog);
+        }
+        Ok(walk)
     }
 
     /// Walks one server prefix; `None` when it holds neither `base/` nor `wals/`.
@@ -401,19 +614,26 @@ impl S3Source {
     /// Order matters for flat memory: `base/` is listed and every `backup.info`
     /// (and keep annotation) fetched first, so the retention rules are known
     /// before `wals/` streams by and each WAL object is accounted as it passes.
-    async fn walk_server(&self, name: String, opts: WalkOptions) -> Result<Option<ServerCatalog>, S3Error> {
+    async fn walk_server(
+        &self,
+        name: String,
+        opts: WalkOptions,
+        prev: Option<&ServerCache>,
+    ) -> Result<Option<ServerWalk>, S3Error> {
         let root = format!("{}{}/", self.prefix, name);
         let mut server = ServerCatalog {
             name,
             ..Default::default()
         };
+        let mut cache = ServerCache::default();
+        let mut stats = WalkStats::default();
         let base = format!("{root}base/");
         #[derive(Default)]
         struct Dir {
             usage: Usage,
             barman_bytes: u64,
-            has_info: bool,
-            has_keep: bool,
+            info: Option<Option<ObjectId>>,
+            keep: Option<Option<ObjectId>>,
         }
         let mut dirs: BTreeMap<String, Dir> = BTreeMap::new();
         let mut base_seen = false;
@@ -435,47 +655,86 @@ impl S3Source {
                 d.usage.add(size(o));
                 match file {
                     "backup.info" => {
-                        d.has_info = true;
+                        d.info = Some(ObjectId::of(o));
                         d.barman_bytes += size(o);
                     }
-                    "annotations/keep" => d.has_keep = true,
+                    "annotations/keep" => d.keep = Some(ObjectId::of(o)),
                     f if is_backup_tar(f) => d.barman_bytes += size(o),
                     _ => {}
                 }
             }
         })
         .await?;
-        server.backups = stream::iter(dirs)
+        let fetched: Vec<(
+            BackupDir,
+            Option<Cached<BackupInfoState>>,
+            Option<Cached<Option<Keep>>>,
+            u64,
+        )> = stream::iter(dirs)
             .map(|(id, d)| {
                 let info_key = format!("{base}{id}/backup.info");
                 let keep_key = format!("{base}{id}/annotations/keep");
+                let prev_info = prev.and_then(|p| p.infos.get(&id));
+                let prev_keep = prev.and_then(|p| p.keeps.get(&id));
                 async move {
-                    let info = if d.has_info {
-                        self.get_backup_info(&info_key).await?
-                    } else {
-                        BackupInfoState::Missing
+                    let mut reused = 0;
+                    let (info, info_cache) = match d.info {
+                        None => (BackupInfoState::Missing, None),
+                        Some(oid) => match Cached::hit(prev_info, oid.as_ref()) {
+                            Some(v) => {
+                                reused += 1;
+                                (v.clone(), prev_info.cloned())
+                            }
+                            None => {
+                                let (state, stable) = self.fetch_backup_info(&info_key).await?;
+                                let c = oid.filter(|_| stable).map(|id| Cached {
+                                    id,
+                                    value: state.clone(),
+                                });
+                                (state, c)
+                            }
+                        },
                     };
-                    let keep = if d.has_keep {
-                        match self.get_small(&keep_key).await? {
-                            Some(body) => Keep::from_body(&String::from_utf8_lossy(&body)),
-                            None => None,
-                        }
-                    } else {
-                        None
+                    let (keep, keep_cache) = match d.keep {
+                        None => (None, None),
+                        Some(oid) => match Cached::hit(prev_keep, oid.as_ref()) {
+                            Some(v) => {
+                                reused += 1;
+                                (*v, prev_keep.cloned())
+                            }
+                            None => match self.get_small(&keep_key).await? {
+                                Some(body) => {
+                                    let keep = Keep::from_body(&String::from_utf8_lossy(&body));
+                                    (keep, oid.map(|id| Cached { id, value: keep }))
+                                }
+                                None => (None, None),
+                            },
+                        },
                     };
-                    Ok::<_, S3Error>(BackupDir {
+                    let dir = BackupDir {
                         id,
                         objects: d.usage.objects,
                         bytes: d.usage.bytes,
                         barman_bytes: d.barman_bytes,
                         keep,
                         info,
-                    })
+                    };
+                    Ok::<_, S3Error>((dir, info_cache, keep_cache, reused))
                 }
             })
             .buffered(GET_CONCURRENCY)
             .try_collect()
             .await?;
+        for (dir, info, keep, reused) in fetched {
+            stats.reused_objects += reused;
+            if let Some(c) = info {
+                cache.infos.insert(dir.id.clone(), c);
+            }
+            if let Some(c) = keep {
+                cache.keeps.insert(dir.id.clone(), c);
+            }
+            server.backups.push(dir);
+        }
         let metas: Vec<BackupMeta> = server.backups.iter().filter_map(BackupDir::retention_meta).collect();
         let unreadable = server
             .backups
@@ -483,14 +742,28 @@ impl S3Source {
             .any(|b| matches!(&b.info, BackupInfoState::Unreadable(_)) || b.blocks_barman());
         server.rules = WalRules::plan(&metas, opts.retention, opts.now, unreadable);
 
+        // wals/: its root (history files, strays) and its directory names.
         let wals = format!("{root}wals/");
         let mut wal_seen = false;
-        self.list(&wals, None, |page| {
+        let mut wal_dirs: Vec<String> = Vec::new();
+        let mut root_ids: BTreeMap<String, Option<ObjectId>> = BTreeMap::new();
+        self.list(&wals, Some("/"), |page| {
+            for cp in page.common_prefixes() {
+                wal_seen = true;
+                if let Some(d) = cp
+                    .prefix()
+                    .and_then(|p| p.strip_prefix(&wals))
+                    .and_then(|d| d.strip_suffix('/'))
+                {
+                    wal_dirs.push(d.to_string());
+                }
+            }
             for o in page.contents() {
                 wal_seen = true;
                 if let Some(rest) = o.key().and_then(|k| k.strip_prefix(&wals)) {
                     let modified = o.last_modified().map(|t| t.as_secs_f64());
                     server.wal.add(rest, size(o), modified, &server.rules);
+                    root_ids.insert(rest.to_string(), ObjectId::of(o));
                 }
             }
         })
@@ -498,27 +771,137 @@ impl S3Source {
         if !base_seen && !wal_seen {
             return Ok(None);
         }
-        let keys: Vec<(u32, String)> = server
-            .wal
-            .history_keys
-            .iter()
-            .map(|(t, k)| (*t, format!("{wals}{k}")))
-            .collect();
-        let fetched: Vec<(u32, Option<Vec<u8>>)> = stream::iter(keys)
-            .map(|(tli, key)| async move { Ok::<_, S3Error>((tli, self.get_small(&key).await?)) })
+        let plan = plan_wal_listing(prev, &wal_dirs, &server.rules, opts);
+        let mut listed: BTreeMap<String, WalTotals> = stream::iter(plan.list.iter().cloned())
+            .map(|d| {
+                let rules = &server.rules;
+                let wals = &wals;
+                async move {
+                    let prefix = format!("{wals}{d}/");
+                    let mut totals = WalTotals::default();
+                    self.list(&prefix, None, |page| {
+                        for o in page.contents() {
+                            if let Some(rest) = o.key().and_then(|k| k.strip_prefix(wals.as_str())) {
+                                let modified = o.last_modified().map(|t| t.as_secs_f64());
+                                totals.add(rest, size(o), modified, rules);
+                            }
+                        }
+                    })
+                    .await?;
+                    Ok::<_, S3Error>((d, totals))
+                }
+            })
+            .buffer_unordered(opts.list_concurrency.max(1))
+            .try_collect()
+            .await?;
+        stats.listed_dirs += listed.len() as u64;
+        let mut changed = plan.removed;
+        for d in wal_dirs {
+            let totals = match listed.remove(&d) {
+                Some(t) => {
+                    let old = prev.and_then(|p| p.dirs.get(&d));
+                    let expected = plan.active.contains(&d) || prev.is_some_and(|p| p.active.contains(&d));
+                    if plan.full && !expected && old.is_some_and(|o| !o.same_objects(&t)) {
+                        changed = true;
+                    }
+                    Arc::new(t)
+                }
+                None => match prev.and_then(|p| p.dirs.get(&d)) {
+                    Some(t) => {
+                        stats.reused_dirs += 1;
+                        t.clone()
+                    }
+                    // Unreachable: a directory not listed now was in the previous cache.
+                    None => Arc::new(WalTotals::default()),
+                },
+            };
+            server.wal.merge(&totals);
+            cache.dirs.insert(d, totals);
+        }
+        if plan.full {
+            stats.full_servers += 1;
+        } else {
+            stats.incremental_servers += 1;
+        }
+        cache.rules = server.rules.clone();
+        cache.active = plan.active;
+        cache.full_at = if plan.full {
+            opts.now
+        } else {
+            prev.map_or(opts.now, |p| p.full_at)
+        };
+        // A full walk that found old directories changed (retention deleting
+        // WAL, or WAL written into an old directory) is repeated next cycle,
+        // until the bucket is seen to be settled.
+        cache.settled = !(plan.full && prev.is_some() && changed);
+
+        let histories: Vec<(u32, String)> = server.wal.history_keys.iter().map(|(t, k)| (*t, k.clone())).collect();
+        let gets_sent = AtomicUsize::new(0);
+        let gets_sent = &gets_sent;
+        let fetched: Vec<(
+            u32,
+            Option<Vec<HistoryEntry>>,
+            Option<Cached<Option<Vec<HistoryEntry>>>>,
+        )> = stream::iter(histories)
+            .map(|(tli, rest)| {
+                let oid = root_ids.get(&rest).cloned().flatten();
+                let prev_hist = prev.and_then(|p| p.histories.get(&rest));
+                let key = format!("{wals}{rest}");
+                async move {
+                    if let Some(v) = Cached::hit(prev_hist, oid.as_ref()) {
+                        return Ok::<_, S3Error>((tli, v.clone(), prev_hist.cloned()));
+                    }
+                    gets_sent.fetch_add(1, Ordering::Relaxed);
+                    let body = self.get_small(&key).await?;
+                    let fetched = body.is_some();
+                    let parsed = body
+                        .and_then(|b| decompress_history(&rest, &b))
+                        .as_deref()
+                        .and_then(history::parse);
+                    let c = oid.filter(|_| fetched).map(|id| Cached {
+                        id,
+                        value: parsed.clone(),
+                    });
+                    Ok((tli, parsed, c))
+                }
+            })
             .buffered(GET_CONCURRENCY)
             .try_collect()
             .await?;
-        for (tli, body) in fetched {
-            let text = body.and_then(|b| decompress_history(&server.wal.history_keys[&tli], &b));
-            match text.as_deref().and_then(history::parse) {
+        stats.reused_objects += (server.wal.history_keys.len() - gets_sent.load(Ordering::Relaxed)) as u64;
+        for (tli, entries, c) in fetched {
+            match entries {
                 Some(entries) => {
                     server.histories.insert(tli, entries);
                 }
                 None => server.histories_unreadable += 1,
             }
+            if let (Some(c), Some(rest)) = (c, server.wal.history_keys.get(&tli)) {
+                cache.histories.insert(rest.clone(), c);
+            }
         }
-        Ok(Some(server))
+        Ok(Some(ServerWalk {
+            catalog: server,
+            cache,
+            stats,
+        }))
+    }
+
+    /// Fetches and parses one `backup.info`; the flag says whether the result
+    /// may be cached by ETag (a parsed DONE or FAILED backup, or a malformed
+    /// file: both follow from the bytes alone; STARTED backups and refused
+    /// GETs are read again next time).
+    async fn fetch_backup_info(&self, key: &str) -> Result<(BackupInfoState, bool), S3Error> {
+        Ok(match self.get_bounded(key).await? {
+            Ok(buf) => match BackupInfo::parse(&buf) {
+                Ok(info) => {
+                    let stable = info.status != BackupStatus::Started;
+                    (BackupInfoState::Parsed(Box::new(info)), stable)
+                }
+                Err(e) => (BackupInfoState::Unreadable(e.to_string()), true),
+            },
+            Err(why) => (BackupInfoState::Unreadable(why), false),
+        })
     }
 
     /// GETs a small object (at most [`MAX_BACKUP_INFO_BYTES`]); `None` when it
@@ -531,22 +914,6 @@ impl S3Source {
             Ok(bytes) => Ok(Some(bytes)),
             Err(_) => Ok(None),
         }
-    }
-
-    /// Fetches and parses one `backup.info`, reading at most
-    /// [`MAX_BACKUP_INFO_BYTES`] + 1 bytes.
-    ///
-    /// # Errors
-    /// Network and server errors; a refused, oversized or malformed file is
-    /// [`BackupInfoState::Unreadable`] instead.
-    pub async fn get_backup_info(&self, key: &str) -> Result<BackupInfoState, S3Error> {
-        Ok(match self.get_bounded(key).await? {
-            Ok(buf) => match BackupInfo::parse(&buf) {
-                Ok(info) => BackupInfoState::Parsed(Box::new(info)),
-                Err(e) => BackupInfoState::Unreadable(e.to_string()),
-            },
-            Err(why) => BackupInfoState::Unreadable(why),
-        })
     }
 
     /// GETs at most [`MAX_BACKUP_INFO_BYTES`] + 1 bytes of `key`. The inner
@@ -623,6 +990,108 @@ impl S3Source {
 
 fn size(o: &aws_sdk_s3::types::Object) -> u64 {
     o.size().unwrap_or(0).max(0) as u64
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    fn opts(now: f64) -> WalkOptions {
+        WalkOptions {
+            retention: None,
+            now,
+            full_walk_interval: 100.0,
+            list_concurrency: 4,
+        }
+    }
+
+    fn dirs(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn cache(names: &[&str], full_at: f64) -> ServerCache {
+        ServerCache {
+            dirs: names
+                .iter()
+                .map(|d| (d.to_string(), Arc::new(WalTotals::default())))
+                .collect(),
+            full_at,
+            settled: true,
+            // As the walk that listed `names` leaves it.
+            active: plan_wal_listing(None, &dirs(names), &WalRules::default(), opts(0.0)).active,
+            ..Default::default()
+        }
+    }
+
+    const OLD: [&str; 5] = [
+        "0000000100000000",
+        "0000000100000001",
+        "0000000200000001",
+        "0000000300000001",
+        "0000000300000002",
+    ];
+
+    #[test]
+    fn cold_start_lists_everything() {
+        let p = plan_wal_listing(None, &dirs(&OLD), &WalRules::default(), opts(0.0));
+        assert!(p.full);
+        assert_eq!(p.list, dirs(&OLD));
+    }
+
+    #[test]
+    fn steady_state_lists_the_newest_directory_of_the_two_newest_timelines() {
+        let prev = cache(&OLD, 0.0);
+        let p = plan_wal_listing(Some(&prev), &dirs(&OLD), &WalRules::default(), opts(50.0));
+        assert!(!p.full);
+        assert_eq!(p.list, dirs(&["0000000200000001", "0000000300000002"]));
+        // A new directory is listed as well; junk directories only when new.
+        let mut now = dirs(&OLD);
+        now.extend(dirs(&["0000000300000003", "junk"]));
+        let p = plan_wal_listing(Some(&prev), &now, &WalRules::default(), opts(50.0));
+        assert_eq!(
+            p.list,
+            dirs(&["0000000200000001", "0000000300000002", "0000000300000003", "junk"])
+        );
+        assert_eq!(
+            p.active,
+            ["0000000200000001", "0000000300000003"].map(String::from).into()
+        );
+    }
+
+    #[test]
+    fn full_walk_when_anything_suggests_old_directories_changed() {
+        let prev = cache(&OLD, 0.0);
+        // The periodic reconcile.
+        assert!(plan_wal_listing(Some(&prev), &dirs(&OLD), &WalRules::default(), opts(100.0)).full);
+        // A directory disappeared (retention deleted it).
+        let p = plan_wal_listing(Some(&prev), &dirs(&OLD[1..]), &WalRules::default(), opts(1.0));
+        assert!(p.full && p.removed);
+        // The retention plan changed (a backup was added, deleted or aged out).
+        let meta = BackupMeta {
+            id: "20250101T000000".into(),
+            done: true,
+            status_done: true,
+            timeline: Some(1),
+            begin_wal: crate::catalog::wal::SegmentName::parse("000000010000000000000004"),
+            end_wal: crate::catalog::wal::SegmentName::parse("000000010000000000000004"),
+            end_time: Some(0.0),
+            keep: None,
+        };
+        let rules = WalRules::plan(&[meta], None, 1.0, false);
+        assert!(plan_wal_listing(Some(&prev), &dirs(&OLD), &rules, opts(1.0)).full);
+        // The last full walk was not settled.
+        let unsettled = ServerCache {
+            settled: false,
+            ..cache(&OLD, 0.0)
+        };
+        assert!(plan_wal_listing(Some(&unsettled), &dirs(&OLD), &WalRules::default(), opts(1.0)).full);
+        // full_walk_interval 0: every walk is full.
+        let every = WalkOptions {
+            full_walk_interval: 0.0,
+            ..opts(0.0)
+        };
+        assert!(plan_wal_listing(Some(&prev), &dirs(&OLD), &WalRules::default(), every).full);
+    }
 }
 
 #[cfg(test)]
