@@ -65,21 +65,17 @@ pub fn http_client_with_ca(ca_file: &Path) -> Result<SharedHttpClient, String> {
 /// Whether `err` or one of its sources is a TLS failure (a rustls error:
 /// unknown issuer, name mismatch, expired certificate, handshake failure).
 pub fn is_tls_failure(err: &(dyn StdError + 'static)) -> bool {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
-            return true;
-        }
-        cur = e.source();
+    if err.downcast_ref::<rustls::Error>().is_some() {
+        return true;
     }
-    false
+    // `io::Error::source` skips the wrapped error itself (it returns the
+    // wrapped error's source), and hyper-rustls nests io errors: look inside.
+    if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+        && is_tls_failure(inner)
+    {
+        return true;
+    }
+    err.source().is_some_and(is_tls_failure)
 }
 
 #[cfg(test)]
@@ -107,6 +103,9 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
         assert!(is_tls_failure(&tls));
+        // As hyper-rustls reports it: an io error wrapping an io error wrapping rustls's.
+        let nested = std::io::Error::other(tls);
+        assert!(is_tls_failure(&nested));
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(!is_tls_failure(&refused));
     }
