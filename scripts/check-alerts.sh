@@ -8,6 +8,7 @@
 #     runbook docs/runbooks/<Alert>.md.
 # Non-interactive; needs no scenario. Prints one summary line on stdout.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$BCE_REPO_ROOT"
 
@@ -19,8 +20,8 @@ need_cmd promtool
 
 rules=(alerts/*.rules.yaml)
 tests=(alerts/tests/*.yaml)
-((${#rules[@]} > 0)) && [[ -e ${rules[0]} ]] || die "no rules files under alerts/"
-((${#tests[@]} > 0)) && [[ -e ${tests[0]} ]] || die "no unit tests under alerts/tests/"
+if [[ ! -e ${rules[0]} ]]; then die "no rules files under alerts/"; fi
+if [[ ! -e ${tests[0]} ]]; then die "no unit tests under alerts/tests/"; fi
 
 log "promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}'): check rules ${rules[*]}"
 promtool check rules "${rules[@]}" >&2
