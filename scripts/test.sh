@@ -30,6 +30,8 @@ step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 step "alert rules (promtool)"
 scripts/check-alerts.sh
+step "manifests and dashboard packaging"
+scripts/check-deploy.sh
 step "building tests"
 cargo test --locked --no-run
 
