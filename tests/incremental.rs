@@ -43,19 +43,21 @@ impl Walker {
         }
     }
 
-    fn opts(&self, now: f64) -> WalkOptions {
+    fn opts(&self, now: f64, list_concurrency: usize) -> WalkOptions {
         WalkOptions {
             retention: self.target.retention(),
             now,
             full_walk_interval: 86_400.0,
-            list_concurrency: 4,
+            list_concurrency,
         }
     }
 
-    /// Walks from `cache`; returns the walk, its summary and the requests it sent.
-    async fn walk(&self, cache: &WalkCache, now: f64) -> (Walk, TargetSummary, u64) {
+    /// Walks from `cache` with `list_concurrency` listings at once (1: every
+    /// WAL directory in one range listing; more: a listing per directory on
+    /// this small layout); returns the walk, its summary and the requests it sent.
+    async fn walk(&self, cache: &WalkCache, now: f64, list_concurrency: usize) -> (Walk, TargetSummary, u64) {
         let before: u64 = self.requests.snapshot().by_operation.values().sum();
-        let walk = self.source.walk(self.opts(now), cache).await.unwrap();
+        let walk = self.source.walk(self.opts(now, list_concurrency), cache).await.unwrap();
         let after: u64 = self.requests.snapshot().by_operation.values().sum();
         let servers = self.target.servers.clone();
         let summary = summarize_target(
@@ -72,11 +74,12 @@ impl Walker {
     }
 
     /// An incremental walk from `cache` and a cold full walk at the same
-    /// instant; asserts they agree and returns the incremental one.
+    /// instant, listing all directories in one range listing; asserts they
+    /// agree and returns the incremental one.
     async fn compare(&self, step: &str, cache: &WalkCache) -> (Walk, u64) {
         let now = barman_cloud_exporter::snapshot::unix_now();
-        let (inc, inc_summary, inc_requests) = self.walk(cache, now).await;
-        let (full, full_summary, _) = self.walk(&WalkCache::default(), now).await;
+        let (inc, inc_summary, inc_requests) = self.walk(cache, now, 4).await;
+        let (full, full_summary, _) = self.walk(&WalkCache::default(), now, 1).await;
         assert!(full.stats.is_full(), "{step}: a cold walk is full");
         assert_eq!(
             serde_json::to_value(&inc_summary).unwrap(),
@@ -141,7 +144,7 @@ async fn incremental_walk_equals_full_walk_through_real_changes() {
     let walker = Walker::new(&sc, tmp.path(), &destination).await;
 
     // Cold, then steady state on the unchanged bucket.
-    let (cold, _, cold_requests) = walker.walk(&WalkCache::default(), now()).await;
+    let (cold, _, cold_requests) = walker.walk(&WalkCache::default(), now(), 4).await;
     assert!(cold.stats.is_full());
     assert!(cold.stats.listed_dirs >= 2, "{:?}", cold.stats);
     let (steady, steady_requests) = walker.compare("unchanged bucket", &cold.cache).await;

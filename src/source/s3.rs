@@ -160,6 +160,22 @@ impl<T> Cached<T> {
     }
 }
 
+/// A backup directory as read, with what may be cached of its `backup.info`
+/// and keep annotation, and how many objects were reused from the cache.
+type FetchedBackup = (
+    BackupDir,
+    Option<Cached<BackupInfoState>>,
+    Option<Cached<Option<Keep>>>,
+    u64,
+);
+
+/// A `.history` file's timeline, its parsed entries, and what may be cached.
+type FetchedHistory = (
+    u32,
+    Option<Vec<HistoryEntry>>,
+    Option<Cached<Option<Vec<HistoryEntry>>>>,
+);
+
 /// One server's walk result.
 struct ServerWalk {
     catalog: ServerCatalog,
@@ -180,6 +196,57 @@ pub struct WalListing {
     pub active: BTreeSet<String>,
     /// A directory of the previous walk is gone (retention ran).
     pub removed: bool,
+}
+
+/// A run of consecutive `wals/` directories listed together, and the
+/// directory just before it in the delimiter listing (where its range
+/// listing starts after).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The directory before the first one, `None` at the start of `wals/`.
+    pub after: Option<String>,
+    /// The directories, in listing order.
+    pub dirs: Vec<String>,
+}
+
+/// Groups the directories to list into chunks for concurrent listings:
+/// runs of directories consecutive in `all` (the `wals/` delimiter listing's
+/// order), each cut into pieces of at most `ceil(list / concurrency)`
+/// directories, so a cold walk makes about `concurrency` range listings of
+/// full pages and an incremental one a listing per active directory.
+pub fn listing_chunks(all: &[String], list: &[String], concurrency: usize) -> Vec<Chunk> {
+    let wanted: BTreeSet<&String> = list.iter().collect();
+    let size = list.len().div_ceil(concurrency.max(1)).max(1);
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut run: Vec<String> = Vec::new();
+    let mut after: Option<&String> = None;
+    for d in all {
+        if wanted.contains(d) {
+            run.push(d.clone());
+            if run.len() == size {
+                chunks.push(Chunk {
+                    after: after.cloned(),
+                    dirs: std::mem::take(&mut run),
+                });
+                after = Some(d);
+            }
+        } else {
+            if !run.is_empty() {
+                chunks.push(Chunk {
+                    after: after.cloned(),
+                    dirs: std::mem::take(&mut run),
+                });
+            }
+            after = Some(d);
+        }
+    }
+    if !run.is_empty() {
+        chunks.push(Chunk {
+            after: after.cloned(),
+            dirs: run,
+        });
+    }
+    chunks
 }
 
 /// Decides which WAL directories to list, given the previous walk of the
@@ -665,12 +732,7 @@ impl S3Source {
             }
         })
         .await?;
-        let fetched: Vec<(
-            BackupDir,
-            Option<Cached<BackupInfoState>>,
-            Option<Cached<Option<Keep>>>,
-            u64,
-        )> = stream::iter(dirs)
+        let fetched: Vec<FetchedBackup> = stream::iter(dirs)
             .map(|(id, d)| {
                 let info_key = format!("{base}{id}/backup.info");
                 let keep_key = format!("{base}{id}/annotations/keep");
@@ -772,28 +834,19 @@ impl S3Source {
             return Ok(None);
         }
         let plan = plan_wal_listing(prev, &wal_dirs, &server.rules, opts);
-        let mut listed: BTreeMap<String, WalTotals> = stream::iter(plan.list.iter().cloned())
-            .map(|d| {
-                let rules = &server.rules;
-                let wals = &wals;
-                async move {
-                    let prefix = format!("{wals}{d}/");
-                    let mut totals = WalTotals::default();
-                    self.list(&prefix, None, |page| {
-                        for o in page.contents() {
-                            if let Some(rest) = o.key().and_then(|k| k.strip_prefix(wals.as_str())) {
-                                let modified = o.last_modified().map(|t| t.as_secs_f64());
-                                totals.add(rest, size(o), modified, rules);
-                            }
-                        }
-                    })
-                    .await?;
-                    Ok::<_, S3Error>((d, totals))
-                }
-            })
-            .buffer_unordered(opts.list_concurrency.max(1))
-            .try_collect()
-            .await?;
+        let chunks = listing_chunks(&wal_dirs, &plan.list, opts.list_concurrency);
+        let mut listed: BTreeMap<String, WalTotals> = BTreeMap::new();
+        let mut lists = stream::iter(chunks)
+            .map(|chunk| self.list_wal_dirs(&wals, chunk, &server.rules))
+            .buffer_unordered(opts.list_concurrency.max(1));
+        while let Some(dirs) = lists.try_next().await? {
+            listed.extend(dirs);
+        }
+        drop(lists);
+        for d in &plan.list {
+            // Emptied between the delimiter listing and its own listing.
+            listed.entry(d.clone()).or_default();
+        }
         stats.listed_dirs += listed.len() as u64;
         let mut changed = plan.removed;
         for d in wal_dirs {
@@ -838,11 +891,7 @@ impl S3Source {
         let histories: Vec<(u32, String)> = server.wal.history_keys.iter().map(|(t, k)| (*t, k.clone())).collect();
         let gets_sent = AtomicUsize::new(0);
         let gets_sent = &gets_sent;
-        let fetched: Vec<(
-            u32,
-            Option<Vec<HistoryEntry>>,
-            Option<Cached<Option<Vec<HistoryEntry>>>>,
-        )> = stream::iter(histories)
+        let fetched: Vec<FetchedHistory> = stream::iter(histories)
             .map(|(tli, rest)| {
                 let oid = root_ids.get(&rest).cloned().flatten();
                 let prev_hist = prev.and_then(|p| p.histories.get(&rest));
@@ -957,6 +1006,62 @@ impl S3Source {
         Ok(Ok(buf))
     }
 
+    /// Lists a run of consecutive `wals/` directories (names in listing
+    /// order) and accounts each one's objects with `rules`. One directory is
+    /// listed by its prefix; several by one range listing of `wals/` from
+    /// just before the first (`StartAfter`) up to the end of the last, so
+    /// pages are full whatever the directories hold. Objects at the `wals/`
+    /// root (history files) and directories created since the delimiter
+    /// listing are left to that listing and the next walk.
+    ///
+    /// The range starts after `<after>/` + U+10FFFF (past every key of the
+    /// directory before), not after `<first>`: SeaweedFS skips a whole
+    /// directory named like the `StartAfter` value, which AWS does not.
+    async fn list_wal_dirs(
+        &self,
+        wals: &str,
+        chunk: Chunk,
+        rules: &WalRules,
+    ) -> Result<Vec<(String, WalTotals)>, S3Error> {
+        let dirs = chunk.dirs;
+        let (Some(first), Some(last)) = (dirs.first(), dirs.last()) else {
+            return Ok(Vec::new());
+        };
+        let wanted: BTreeSet<&str> = dirs.iter().map(String::as_str).collect();
+        let (prefix, start_after) = if dirs.len() == 1 {
+            (format!("{wals}{first}/"), None)
+        } else {
+            (wals.to_string(), chunk.after.map(|a| format!("{wals}{a}/\u{10FFFF}")))
+        };
+        let mut out: Vec<(String, WalTotals)> = Vec::new();
+        self.list_from(&prefix, None, start_after.as_deref(), |page| {
+            for o in page.contents() {
+                let Some(rest) = o.key().and_then(|k| k.strip_prefix(wals)) else {
+                    continue;
+                };
+                let Some((dir, _)) = rest.split_once('/') else {
+                    continue; // a root object
+                };
+                if dir > last.as_str() {
+                    return false;
+                }
+                if !wanted.contains(dir) {
+                    continue;
+                }
+                if out.last().is_none_or(|(d, _)| d != dir) {
+                    out.push((dir.to_string(), WalTotals::default()));
+                }
+                if let Some((_, totals)) = out.last_mut() {
+                    let modified = o.last_modified().map(|t| t.as_secs_f64());
+                    totals.add(rest, size(o), modified, rules);
+                }
+            }
+            true
+        })
+        .await?;
+        Ok(out)
+    }
+
     /// Pages through `ListObjectsV2(prefix, delimiter)`, handing each page to `f`.
     async fn list(
         &self,
@@ -964,12 +1069,29 @@ impl S3Source {
         delimiter: Option<&str>,
         mut f: impl FnMut(&aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output),
     ) -> Result<(), S3Error> {
+        self.list_from(prefix, delimiter, None, |page| {
+            f(page);
+            true
+        })
+        .await
+    }
+
+    /// Pages through `ListObjectsV2(prefix, delimiter, start_after)`, handing
+    /// each page to `f` until it returns false (no further page is requested).
+    async fn list_from(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+        mut f: impl FnMut(&aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output) -> bool,
+    ) -> Result<(), S3Error> {
         let mut pages = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
             .set_delimiter(delimiter.map(str::to_string))
+            .set_start_after(start_after.map(str::to_string))
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -982,7 +1104,9 @@ impl S3Source {
                     message,
                 }
             })?;
-            f(&page);
+            if !f(&page) {
+                break;
+            }
         }
         Ok(())
     }
@@ -1030,6 +1154,33 @@ mod plan_tests {
         "0000000300000001",
         "0000000300000002",
     ];
+
+    #[test]
+    fn chunks_are_runs_of_consecutive_directories() {
+        let all = dirs(&["a", "b", "c", "d", "e", "f", "g"]);
+        let chunk = |after: Option<&str>, d: &[&str]| Chunk {
+            after: after.map(String::from),
+            dirs: dirs(d),
+        };
+        assert_eq!(
+            listing_chunks(&all, &all, 3),
+            vec![
+                chunk(None, &["a", "b", "c"]),
+                chunk(Some("c"), &["d", "e", "f"]),
+                chunk(Some("f"), &["g"])
+            ]
+        );
+        assert_eq!(
+            listing_chunks(&all, &dirs(&["a", "b", "d", "g"]), 2),
+            vec![
+                chunk(None, &["a", "b"]),
+                chunk(Some("c"), &["d"]),
+                chunk(Some("f"), &["g"])
+            ]
+        );
+        assert_eq!(listing_chunks(&all, &all, 100).len(), 7);
+        assert!(listing_chunks(&all, &[], 4).is_empty());
+    }
 
     #[test]
     fn cold_start_lists_everything() {
