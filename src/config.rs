@@ -329,10 +329,17 @@ impl Config {
                     t.destination_path
                 ));
             }
-            if let Some(url) = &t.endpoint_url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                errs.push(format!("{k}.endpoint_url: {url:?} must start with http:// or https://"));
+            if let Some(url) = &t.endpoint_url {
+                let shown = redact_url(url);
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    errs.push(format!("{k}.endpoint_url: {shown:?} must start with http:// or https://"));
+                }
+                if shown != *url {
+                    errs.push(format!(
+                        "{k}.endpoint_url: {shown:?} must not carry credentials \
+                         (use access_key_id_file and secret_access_key_file)"
+                    ));
+                }
             }
             if t.access_key_id_file.is_some() != t.secret_access_key_file.is_some() {
                 errs.push(format!(
@@ -387,6 +394,19 @@ impl Postgres {
             Some([only]) => Some(only.as_str()),
             _ => None,
         })
+    }
+}
+
+/// `url` with its userinfo (user and password) replaced by `***`
+/// (`https://***@host/`), for messages; unchanged without userinfo.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        None => url.to_string(),
+        Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority_end..]),
     }
 }
 
@@ -546,6 +566,14 @@ targets:
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/config.yaml"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("http://a:pw@h:1/p?x#y"), "http://***@h:1/p?x#y");
+        assert_eq!(redact_url("https://tok@h"), "https://***@h");
+        assert_eq!(redact_url("https://h/p@q"), "https://h/p@q");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

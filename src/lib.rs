@@ -39,6 +39,44 @@ use web_config::{TlsListener, WebConfig};
 /// How long background collections get to stop after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Crates whose debug or trace logs print credentials: the AWS SDK logs the
+/// resolved identity (access key id) at debug and SigV4's canonical request
+/// (access key id, session token) at trace.
+pub const CREDENTIAL_LOGGING_CRATES: &[&str] = &[
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sdk_s3",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "aws_sdk_sts",
+    "aws_sigv4",
+    "aws_smithy_http_client",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+];
+
+/// The tracing filter for `--log.level`: the directive as given, with every
+/// crate of [`CREDENTIAL_LOGGING_CRATES`] that it does not name capped at
+/// `info`, so `--log.level debug` never prints a credential. Naming such a
+/// crate (e.g. `debug,aws_smithy_runtime=debug`) lifts the cap for it.
+pub fn log_filter(directive: &str) -> String {
+    let mut out = directive.trim().to_string();
+    for krate in CREDENTIAL_LOGGING_CRATES {
+        let named = out
+            .split(',')
+            .any(|d| d.trim().split(['=', '[', ':']).next() == Some(krate));
+        if !named {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(krate);
+            out.push_str("=info");
+        }
+    }
+    out
+}
+
 /// Runs the exporter on an already bound listener until `shutdown` is cancelled:
 /// starts one collection loop per target and serves HTTP; on shutdown stops
 /// accepting, drains requests and aborts collections still running after
@@ -106,4 +144,19 @@ pub async fn run_with_web_config(
     }
     info!("stopped");
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_logging_keeps_the_sdk_at_info() {
+        let f = log_filter("debug");
+        assert!(f.starts_with("debug,") && f.contains("aws_smithy_runtime=info") && f.contains("aws_sigv4=info"));
+        let f = log_filter("debug,aws_smithy_runtime=trace");
+        assert!(f.contains("aws_smithy_runtime=trace") && !f.contains("aws_smithy_runtime=info"));
+        assert!(f.contains("aws_smithy_runtime_api=info"), "{f}");
+        assert!(tracing_subscriber::EnvFilter::try_new(log_filter("warn,barman_cloud_exporter=debug")).is_ok());
+    }
 }

@@ -56,7 +56,8 @@ enum LogFormat {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("invalid --log.level")?;
+    let filter = tracing_subscriber::EnvFilter::try_new(barman_cloud_exporter::log_filter(&cli.log_level))
+        .context("invalid --log.level")?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
