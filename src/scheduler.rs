@@ -100,7 +100,7 @@ pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Setting
         let pg_run = async {
             let pg = target.postgres.as_ref()?;
             let start = Instant::now();
-            let outcome = match tokio::time::timeout_at(deadline, collect_postgres(pg)).await {
+            let outcome = match tokio::time::timeout_at(deadline, collect_postgres(pg, timeout)).await {
                 Ok(Ok(status)) => Ok(status),
                 Ok(Err(e)) => Err((e.reason.as_str(), e.message)),
                 Err(_) => Err((
@@ -146,7 +146,9 @@ fn analysis_options(target: &Target, now: f64) -> AnalysisOptions<'_> {
     }
 }
 
-async fn collect_postgres(pg: &crate::config::Postgres) -> Result<ArchiverStatus, PgError> {
+/// One PostgreSQL collection; the server cancels our statements after
+/// `timeout` too, so a hung query does not outlive the deadline there.
+async fn collect_postgres(pg: &crate::config::Postgres, timeout: Duration) -> Result<ArchiverStatus, PgError> {
     let url = match (&pg.url, &pg.url_file) {
         (Some(url), _) => url.expose().to_string(),
         (None, Some(path)) => tokio::fs::read_to_string(path)
@@ -164,7 +166,7 @@ async fn collect_postgres(pg: &crate::config::Postgres) -> Result<ArchiverStatus
             });
         }
     };
-    PgTarget::parse(&url)?.collect().await
+    PgTarget::parse(&url)?.with_statement_timeout(timeout).collect().await
 }
 
 fn log_outcome<T>(target: &str, collector: &str, outcome: &Outcome<T>, took: Duration) {

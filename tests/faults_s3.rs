@@ -168,7 +168,7 @@ async fn fault(
         baseline,
         "{name}: same values after recovery"
     );
-    let (max_scrape, p99_scrape, scrapes) = scraper.take_max();
+    let (max_scrape, p95_scrape, scrapes) = scraper.take_max();
 
     // The deadline ended every request the fault held: none outlived timeout + 1 s.
     let faulted: Vec<_> = proxy.requests()[first_request..]
@@ -201,7 +201,7 @@ async fn fault(
         detected,
         recovered,
         max_scrape,
-        p99_scrape,
+        p95_scrape,
         scrapes,
         note: format!(
             "{} faulted requests, longest held {:.1} s; error: {}",

@@ -182,6 +182,7 @@ pub struct PgTarget {
     config: tokio_postgres::Config,
     tls: TlsMode,
     root_cert: Option<String>,
+    statement_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -267,7 +268,12 @@ impl PgTarget {
         if config.get_application_name().is_none() {
             config.application_name("barman-cloud-exporter");
         }
-        Ok(Self { config, tls, root_cert })
+        Ok(Self {
+            config,
+            tls,
+            root_cert,
+            statement_timeout: None,
+        })
     }
 
     /// `user@host:port/dbname`, for logs and the landing page (no password).
@@ -330,6 +336,16 @@ impl PgTarget {
             .with_no_client_auth())
     }
 
+    /// Makes the server cancel any of our statements still running after
+    /// `limit` (`SET statement_timeout` first thing in the session). Dropping
+    /// the connection at the collection deadline does not stop a backend busy
+    /// in a query (it only notices the closed socket when it next writes), so
+    /// without this a hung query would outlive the deadline on the server.
+    pub fn with_statement_timeout(mut self, limit: Duration) -> Self {
+        self.statement_timeout = Some(limit);
+        self
+    }
+
     /// Connects, reads `pg_stat_archiver`, `pg_is_in_recovery()` and, on a
     /// primary, the current WAL position; then disconnects.
     ///
@@ -355,6 +371,13 @@ impl PgTarget {
         };
         let (client, _conn) = client;
         let q = |e: tokio_postgres::Error| PgError::from_pg(&e, &name);
+        if let Some(limit) = self.statement_timeout {
+            let ms = limit.as_millis().max(1);
+            client
+                .batch_execute(&format!("SET statement_timeout = {ms}"))
+                .await
+                .map_err(q)?;
+        }
         let row = client.query_one(ARCHIVER_SQL, &[]).await.map_err(q)?;
         let in_recovery: bool = client.query_one(IN_RECOVERY_SQL, &[]).await.map_err(q)?.get(0);
         let wal_segment_size: Option<i64> = client.query_one(SEGMENT_SIZE_SQL, &[]).await.map_err(q)?.get(0);
