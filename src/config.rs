@@ -332,7 +332,9 @@ impl Config {
             if let Some(url) = &t.endpoint_url {
                 let shown = redact_url(url);
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    errs.push(format!("{k}.endpoint_url: {shown:?} must start with http:// or https://"));
+                    errs.push(format!(
+                        "{k}.endpoint_url: {shown:?} must start with http:// or https://"
+                    ));
                 }
                 if shown != *url {
                     errs.push(format!(
