@@ -698,10 +698,39 @@ impl View {
                 Ok(())
             },
         )?;
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let help = "Tokio tasks alive in the exporter (collection loops, their work, HTTP connections).";
+            let mut m = enc.encode_descriptor("barman_cloud_exporter_tasks", help, None, MetricType::Gauge)?;
+            m.encode_gauge(&(handle.metrics().num_alive_tasks() as i64))?;
+        }
+        if let Some((rss, fds)) = process_usage() {
+            let help = "Resident memory of the exporter process, bytes (Linux `/proc/self/status` VmRSS).";
+            let mut m = enc.encode_descriptor("process_resident_memory_bytes", help, None, MetricType::Gauge)?;
+            m.encode_gauge(&(rss as i64))?;
+            let help = "Open file descriptors of the exporter process (Linux `/proc/self/fd`).";
+            let mut m = enc.encode_descriptor("process_open_fds", help, None, MetricType::Gauge)?;
+            m.encode_gauge(&(fds as i64))?;
+        }
         let help = self.help("Version and git revision of the exporter.");
         let mut m = enc.encode_descriptor("barman_cloud_exporter_build", &help, None, MetricType::Info)?;
         m.encode_info(&[("version", VERSION), ("revision", REVISION)])
     }
+}
+
+/// The process's resident memory (bytes) and open file descriptors, from
+/// Linux `/proc/self`; `None` elsewhere.
+fn process_usage() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some((kb * 1024, fds))
 }
 
 #[cfg(test)]

@@ -81,8 +81,11 @@ pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Setting
                         full_walk_interval: full_walk_interval.as_secs_f64(),
                         list_concurrency,
                     };
+                    let sent = || slot.requests.snapshot().by_operation.values().sum::<u64>();
+                    let before = sent();
                     match tokio::time::timeout_at(deadline, source.walk(opts, &cache)).await {
-                        Ok(Ok(walk)) => {
+                        Ok(Ok(mut walk)) => {
+                            walk.stats.requests = sent() - before;
                             debug!(target_name = %slot.name, stats = ?walk.stats, "walk finished");
                             cache = walk.cache;
                             Ok((

@@ -101,8 +101,9 @@ targets:
     store
 }
 
-#[test]
-fn docs_list_every_emitted_metric_with_its_type_and_labels() {
+/// In a runtime, as the exporter renders (`barman_cloud_exporter_tasks` needs one).
+#[tokio::test]
+async fn docs_list_every_emitted_metric_with_its_type_and_labels() {
     let om = render_openmetrics(&populated_store());
     let emitted = common::exposition_families(&om);
     let documented = common::documented_metrics();

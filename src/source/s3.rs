@@ -71,6 +71,9 @@ pub struct WalkStats {
     /// `backup.info`, keep annotations and `.history` objects not fetched
     /// again because their ETag and size were unchanged.
     pub reused_objects: u64,
+    /// HTTP requests the walk sent to S3, retries included (filled in by the
+    /// scheduler from the target's request counter).
+    pub requests: u64,
 }
 
 impl WalkStats {
@@ -80,6 +83,7 @@ impl WalkStats {
         self.listed_dirs += o.listed_dirs;
         self.reused_dirs += o.reused_dirs;
         self.reused_objects += o.reused_objects;
+        self.requests += o.requests;
     }
 
     /// True when every server's WAL directories were all listed (or there

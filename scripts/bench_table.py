@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Turns scripts/bench.py's JSON into the tables of docs/benchmarks.md.
+
+usage: bench_table.py RESULTS.json N SMALL_N SERVERS
+"""
+import json
+import sys
+
+# AWS S3 Standard list prices (us-east-1): LIST/PUT/COPY/POST per 1,000
+# requests; every request is priced as a LIST here (an upper bound: the few
+# GETs cost $0.0004 per 1,000).
+LIST_PRICE = 0.005 / 1000
+CYCLES_PER_MONTH = 30 * 24 * 12  # a 5-minute interval
+
+
+def mib(b):
+    return f"{b / 2**20:.1f} MiB"
+
+
+def main():
+    results, n, small, servers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    r = json.load(open(results))
+    py = r["python"]
+    ex = r["exporter"]
+    small_cold = r["exporter_small_cold"]
+    load = r["load"]
+    py_seconds = sum(j["seconds"] for j in py.values())
+    py_rss = max(j["peak_rss_bytes"] for j in py.values())
+    cold = ex["cold"]
+    inc = ex["incremental"]
+    full = ex["full"]
+    rows = [
+        ("Python jobs, both, all servers: wall time", f"{py_seconds:.1f} s", ""),
+        ("  backup_health_check.py", f"{py['backup_health_check.py']['seconds']:.1f} s", ""),
+        ("  storage_usage_report.py", f"{py['storage_usage_report.py']['seconds']:.1f} s", ""),
+        ("Python jobs: peak RSS (largest run)", mib(py_rss), ""),
+        ("Exporter cold walk: wall time", f"{cold['seconds']:.1f} s",
+         f"{py_seconds / cold['seconds']:.1f}x faster than the Python jobs (goal >= 4x)"),
+        ("Exporter cold walk: S3 requests", f"{cold['requests']}", ""),
+        (f"Exporter peak RSS at {n:,} WAL objects", mib(cold["peak_rss_bytes"]), "goal <= 40 MiB"),
+        (f"Exporter peak RSS at {small:,} WAL objects", mib(small_cold["peak_rss_bytes"]),
+         f"{cold['peak_rss_bytes'] / small_cold['peak_rss_bytes']:.2f}x from {small:,} to {n:,} (flat = about 1x)"),
+        ("Full walk (warm, full_walk_interval: 0s): wall time / requests",
+         f"{full['seconds']:.2f} s / {full['requests']}", ""),
+        ("Steady-state incremental cycle: wall time / requests",
+         f"{inc['seconds']:.3f} s / {inc['requests']}",
+         f"{inc['requests'] / servers:.1f} requests per server (goal <= 10); "
+         f"{full['requests'] / max(inc['requests'], 1):.0f}x fewer than a full walk (goal >= 100x)"),
+        (f"/metrics under wrk, {load['targets']} targets, {load['seconds']} s, cold walk running "
+         f"{'throughout' if load['cold_walk_running_throughout'] else 'for part of it'}",
+         f"p50 {load['p50_ms']:.2f} ms, p99 {load['p99_ms']:.2f} ms, {load['errors']} errors",
+         f"{load['requests']} requests; {load['metrics_series']} series, {load['metrics_bytes']:,} bytes (goal p99 <= 2 ms, 0 errors)"),
+        ("Release binary (stripped)", mib(r["binary_bytes"]), "goal <= 25 MiB"),
+    ]
+    print(f"| measure (N = {n:,} WAL objects, {servers} servers) | value | ratio / goal |")
+    print("|---|---|---|")
+    for a, b, c in rows:
+        print(f"| {a} | {b} | {c} |")
+    # Request cost: full walks scale with objects (a linear fit through the
+    # two cold walks), incremental cycles with servers.
+    slope = (cold["requests"] - small_cold["requests"]) / max(n - small, 1)
+    base = cold["requests"] - slope * n
+    print()
+    print("| objects | full walk every cycle: requests/cycle | $/month | incremental (daily full reconcile included): requests/cycle | $/month |")
+    print("|---|---|---|---|---|")
+    for objects in (10_000, 1_000_000, 10_000_000):
+        f = max(base + slope * objects, inc["requests"])
+        # plus the daily full reconcile (full_walk_interval: 24h), amortized
+        i = inc["requests"] + f / (24 * 12)
+        print(f"| {objects:,} | {f:,.0f} | ${f * CYCLES_PER_MONTH * LIST_PRICE:,.2f} "
+              f"| {i:,.1f} | ${i * CYCLES_PER_MONTH * LIST_PRICE:,.2f} |")
+
+
+if __name__ == "__main__":
+    main()
