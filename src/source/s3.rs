@@ -437,7 +437,24 @@ impl S3Error {
     }
 }
 
-fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16>, message: &str) -> S3ErrorReason {
+/// Whether an I/O error (a connection reset or closed while a body was being
+/// read) is anywhere in `err`'s source chain, and whether it was a timeout.
+fn io_failure(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cur = e.source();
+    }
+    None
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+    status: Option<u16>,
+    message: &str,
+) -> S3ErrorReason {
     match err {
         SdkError::TimeoutError(_) => S3ErrorReason::Timeout,
         SdkError::DispatchFailure(d) if d.is_timeout() => S3ErrorReason::Timeout,
@@ -445,7 +462,12 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16
             S3ErrorReason::Tls
         }
         SdkError::DispatchFailure(_) => S3ErrorReason::Connect,
-        SdkError::ResponseError(_) => S3ErrorReason::InvalidResponse,
+        // The connection failed while the response was being read: transport, not content.
+        SdkError::ResponseError(_) => match io_failure(err) {
+            Some(std::io::ErrorKind::TimedOut) => S3ErrorReason::Timeout,
+            Some(_) => S3ErrorReason::Connect,
+            None => S3ErrorReason::InvalidResponse,
+        },
         SdkError::ConstructionFailure(_) => {
             if message.contains("credentials") || message.contains("identity") {
                 S3ErrorReason::Credentials
