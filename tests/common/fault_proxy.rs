@@ -43,7 +43,8 @@ pub enum Mode {
     /// listing); a request for a later page gets its connection reset.
     ResetOnContinuation,
     /// As [`Mode::ResetOnContinuation`], but later pages get the upstream's
-    /// status and headers and half of the body, then a reset.
+    /// status and headers (its `content-length` included) and half of the
+    /// body, then, 300 ms later, a reset.
     CutBodyOnContinuation,
     /// Never answer (the request is held until the client goes away).
     Hang,
@@ -270,14 +271,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
                 return Ok(Response::from_parts(parts, full(body)));
             }
             let half = body.slice(..body.len() / 2);
-            let frames = futures_util::stream::iter(vec![
-                Ok(Frame::data(half)),
-                Err::<Frame<Bytes>, BoxError>("fault proxy: body cut mid-way".into()),
-            ])
-            .map(move |frame| {
-                let _ended_with_the_body = &guard;
-                frame
-            });
+            // Half the body, a pause so it reaches the client, then the reset.
+            let frames = futures_util::stream::iter(vec![Ok(Frame::data(half))])
+                .chain(futures_util::stream::once(async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Err::<Frame<Bytes>, BoxError>("fault proxy: body cut mid-way".into())
+                }))
+                .map(move |frame| {
+                    let _ended_with_the_body = &guard;
+                    frame
+                });
             Ok(Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames))))
         }
         Mode::Hang => {
