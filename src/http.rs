@@ -43,15 +43,18 @@ pub fn router(state: AppState) -> Router {
 
 async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let om = metrics::render_openmetrics(&state.store);
     if accept.contains("text/plain") && !accept.contains("application/openmetrics-text") {
         (
             [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
-            metrics::openmetrics_to_text(&om),
+            metrics::render_text(&state.store),
         )
             .into_response()
     } else {
-        ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], om).into_response()
+        (
+            [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+            metrics::render_openmetrics(&state.store),
+        )
+            .into_response()
     }
 }
 

@@ -33,15 +33,48 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("BCE_REVISION");
 
 /// Renders the store as OpenMetrics text (ends with `# EOF`).
+///
+/// The families computed from the snapshots are rendered once per set of
+/// snapshots and cached in the store (a scrape then copies bytes; the cost
+/// of encoding thousands of series is paid once per collection, not per
+/// scrape); the live families (request counters, tasks, process figures,
+/// build info) are encoded at every call.
 pub fn render_openmetrics(store: &Store) -> String {
-    let view = View {
+    let cached = snapshot_part(store);
+    let live = encode(view(store, true));
+    let mut out = String::with_capacity(cached.openmetrics.len() + live.len());
+    out.push_str(&cached.openmetrics);
+    out.push_str(&live);
+    out
+}
+
+/// Renders the store in the classic Prometheus text format 0.0.4
+/// ([`openmetrics_to_text`] of [`render_openmetrics`], with the snapshot part
+/// converted once and cached).
+pub fn render_text(store: &Store) -> String {
+    let cached = snapshot_part(store);
+    let text = cached.text.get_or_init(|| openmetrics_to_text(&cached.openmetrics));
+    let live = openmetrics_to_text(&encode(view(store, true)));
+    let mut out = String::with_capacity(text.len() + live.len());
+    out.push_str(text);
+    out.push_str(&live);
+    out
+}
+
+fn view(store: &Store, live: bool) -> View {
+    View {
         interval: humantime::format_duration(store.interval).to_string(),
         targets: store
             .targets
             .iter()
             .map(|slot| (slot.clone(), slot.snapshot(), slot.requests.snapshot()))
             .collect(),
-    };
+        live,
+    }
+}
+
+/// OpenMetrics text of one view, ending with `# EOF`.
+fn encode(view: View) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(view));
     let mut out = String::with_capacity(16 * 1024);
@@ -51,6 +84,45 @@ pub fn render_openmetrics(store: &Store) -> String {
         out.push_str("# EOF\n");
     }
     out
+}
+
+/// The snapshot families of the store's current snapshots (without `# EOF`),
+/// from the cache when no target has published since.
+fn snapshot_part(store: &Store) -> Arc<Rendered> {
+    let view = view(store, false);
+    let mut cache = store.rendered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(r) = cache.as_ref()
+        && r.snapshots.len() == view.targets.len()
+        && r.snapshots
+            .iter()
+            .zip(&view.targets)
+            .all(|(a, (_, b, _))| Arc::ptr_eq(a, b))
+    {
+        return r.clone();
+    }
+    let snapshots = view.targets.iter().map(|(_, s, _)| s.clone()).collect();
+    let mut openmetrics = encode(view);
+    if openmetrics.ends_with("# EOF\n") {
+        openmetrics.truncate(openmetrics.len() - "# EOF\n".len());
+    }
+    let r = Arc::new(Rendered {
+        snapshots,
+        openmetrics,
+        text: std::sync::OnceLock::new(),
+    });
+    *cache = Some(r.clone());
+    r
+}
+
+/// The snapshot part of the exposition for one set of snapshots.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The snapshots it was rendered from (held, so pointers stay unique).
+    snapshots: Vec<Arc<TargetSnapshot>>,
+    /// OpenMetrics text without `# EOF`.
+    openmetrics: String,
+    /// The same in text format 0.0.4, converted on first use.
+    text: std::sync::OnceLock<String>,
 }
 
 /// Converts OpenMetrics text from [`render_openmetrics`] to the classic
@@ -280,6 +352,8 @@ impl EncodeLabelSet for Labels<'_> {
 struct View {
     interval: String,
     targets: Vec<(Arc<TargetSlot>, Arc<TargetSnapshot>, RequestCounts)>,
+    /// Encode the live families instead of the snapshot ones.
+    live: bool,
 }
 
 impl View {
@@ -353,6 +427,9 @@ fn encode_value(m: &mut MetricEncoder, labels: &Labels, kind: MetricType, value:
 
 impl Collector for View {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if self.live {
+            return self.encode_live(&mut enc);
+        }
         let gauge = MetricType::Gauge;
         // --- per server ---
         self.family(
@@ -657,28 +734,6 @@ impl View {
         self.family(
             enc,
             &fam(
-                "barman_cloud_s3_requests",
-                "HTTP requests sent to S3 by operation, retries included.",
-            ),
-            MetricType::Counter,
-            |emit| {
-                for (slot, _, requests) in &self.targets {
-                    for (op, n) in &requests.by_operation {
-                        emit(
-                            &Labels {
-                                slot,
-                                extra: &[("operation", op.as_str())],
-                            },
-                            *n as f64,
-                        )?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        self.family(
-            enc,
-            &fam(
                 "barman_cloud_s3_walks",
                 "Successful S3 walks by kind: full (every WAL directory listed) or incremental.",
             ),
@@ -690,6 +745,34 @@ impl View {
                             &Labels {
                                 slot,
                                 extra: &[("kind", kind)],
+                            },
+                            *n as f64,
+                        )?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The families read live at every scrape: request counters, runtime and
+    /// process figures, build info.
+    fn encode_live(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.family(
+            enc,
+            &fam(
+                "barman_cloud_s3_requests",
+                "HTTP requests sent to S3 by operation, retries included.",
+            ),
+            MetricType::Counter,
+            |emit| {
+                for (slot, _, requests) in &self.targets {
+                    for (op, n) in &requests.by_operation {
+                        emit(
+                            &Labels {
+                                slot,
+                                extra: &[("operation", op.as_str())],
                             },
                             *n as f64,
                         )?;
@@ -803,6 +886,41 @@ targets:
     fn serde_yaml_from(yaml: &str) -> Config {
         use figment::providers::{Format, Yaml};
         Config::from_figment(figment::Figment::new().merge(Yaml::string(yaml))).unwrap()
+    }
+
+    #[test]
+    fn the_snapshot_part_is_cached_until_a_publish_and_live_families_are_fresh() {
+        let store = store();
+        let up = r#"barman_cloud_collector_up{target="t1",namespace="ns",collector="postgres"}"#;
+        let first = render_openmetrics(&store);
+        assert!(first.contains(&format!("{up} 0")));
+        let cached = store.rendered.lock().unwrap().clone().unwrap();
+        // Live counters move without a publish; the cached part is reused.
+        store.targets[0].requests.record("ListObjectsV2", "GET");
+        let second = render_openmetrics(&store);
+        assert!(
+            second
+                .contains(r#"barman_cloud_s3_requests_total{target="t1",namespace="ns",operation="ListObjectsV2"} 1"#)
+        );
+        assert!(Arc::ptr_eq(&cached, store.rendered.lock().unwrap().as_ref().unwrap()));
+        assert!(second.ends_with("# EOF\n") && second.matches("# EOF").count() == 1);
+        // A publish invalidates it.
+        store.targets[0].publish(|t| {
+            if let Some(pg) = &mut t.postgres {
+                pg.up = true;
+            }
+        });
+        let third = render_openmetrics(&store);
+        assert!(third.contains(&format!("{up} 1")), "{third}");
+        assert!(!Arc::ptr_eq(&cached, store.rendered.lock().unwrap().as_ref().unwrap()));
+        // The text format is the conversion of the same exposition.
+        let stable = |t: String| {
+            t.lines()
+                .filter(|l| !l.starts_with("process_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(stable(render_text(&store)) == stable(openmetrics_to_text(&render_openmetrics(&store))));
     }
 
     #[test]

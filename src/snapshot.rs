@@ -140,6 +140,9 @@ pub struct Store {
     pub interval: Duration,
     /// One slot per target.
     pub targets: Vec<Arc<TargetSlot>>,
+    /// The exposition of the current snapshots, rendered by the first scrape
+    /// after a publish and reused until the next ([`crate::metrics`]).
+    pub rendered: std::sync::Mutex<Option<Arc<crate::metrics::Rendered>>>,
 }
 
 impl Store {
@@ -148,6 +151,7 @@ impl Store {
         Self {
             interval: config.interval,
             targets: config.targets.iter().map(|t| Arc::new(slot(t))).collect(),
+            rendered: std::sync::Mutex::new(None),
         }
     }
 
