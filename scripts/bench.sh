@@ -37,8 +37,13 @@ DIR="${BCE_BENCH_DIR:-/var/tmp/barman-cloud-exporter-bench}"
 SERVERS="${BCE_BENCH_SERVERS:-4}"
 LOAD_SECONDS="${BCE_BENCH_LOAD_SECONDS:-60}"
 SEED_CONCURRENCY="${BCE_BENCH_SEED_CONCURRENCY:-64}"
-BASELINE="$BCE_REPO_ROOT/../shared/baseline"
-[[ -d "$BASELINE" ]] || BASELINE="${BCE_BASELINE_DIR:?the Python jobs (../shared/baseline) are missing; set BCE_BASELINE_DIR}"
+BASELINE="$BCE_REPO_ROOT/bench/baseline"
+for job in backup_health_check.py storage_usage_report.py; do
+  if [[ -f "$BCE_REPO_ROOT/../shared/baseline/$job" ]]; then
+    cmp -s "$BASELINE/$job" "$BCE_REPO_ROOT/../shared/baseline/$job" ||
+      die "bench/baseline/$job differs from ../shared/baseline/$job"
+  fi
+done
 BUCKET=bench
 SMALL=$((N / 10))
 TINY=2000

@@ -4,6 +4,7 @@
 usage: bench_table.py RESULTS.json N SMALL_N SERVERS
 """
 import json
+import os
 import sys
 
 # AWS S3 Standard list prices (us-east-1): LIST/PUT/COPY/POST per 1,000
@@ -71,5 +72,26 @@ def main():
               f"| {i:,.1f} | ${i * CYCLES_PER_MONTH * LIST_PRICE:,.2f} |")
 
 
+def smoke_checks(results, servers):
+    """What must hold at any N (BCE_BENCH_ASSERT=1, the CI smoke run)."""
+    r = json.load(open(results))
+    problems = []
+    for job, j in r["python"].items():
+        if j["failed_runs"]:
+            problems.append(f"{job}: {j['failed_runs']} failed runs")
+    inc = r["exporter"]["incremental"]
+    if inc["requests"] > 10 * servers:
+        problems.append(f"steady state sent {inc['requests']} requests for {servers} servers")
+    if inc["listed_dirs"] > 2 * servers or inc["reused_dirs"] == 0:
+        problems.append(f"steady state listed {inc['listed_dirs']} and reused {inc['reused_dirs']} directories")
+    if r["load"]["errors"]:
+        problems.append(f"{r['load']['errors']} errors on /metrics under load")
+    for p in problems:
+        print(f"bench smoke: {p}", file=sys.stderr)
+    return not problems
+
+
 if __name__ == "__main__":
     main()
+    if os.environ.get("BCE_BENCH_ASSERT") == "1" and not smoke_checks(sys.argv[1], int(sys.argv[4])):
+        sys.exit(1)

@@ -55,6 +55,9 @@ step "unit and integration tests"
 cargo test --locked -- --skip disruptive_ 2>&1 | tee -a "$results"
 step "disruptive integration tests (stop and restart SeaweedFS)"
 cargo test --locked --tests -- disruptive_ --test-threads=1 2>&1 | tee -a "$results"
+step "benchmark smoke run (scripts/bench.sh at small N, debug build; figures not meaningful)"
+BCE_BENCH_PROFILE=debug BCE_BENCH_DIR="$dir/bench" BCE_BENCH_LOAD_SECONDS=3 BCE_BENCH_ASSERT=1 \
+  scripts/bench.sh 2000 >"$dir/bench.md" || { rc=1; log "benchmark smoke run failed"; }
 step "tearing down the scenario"
 trap - EXIT
 scripts/scenario.sh down "$dir"
