@@ -450,7 +450,7 @@ fn io_failure(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorK
     None
 }
 
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>(
     err: &SdkError<E, R>,
     status: Option<u16>,
     message: &str,
