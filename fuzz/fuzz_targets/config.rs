@@ -1,0 +1,4 @@
+//! Fuzz target `config`: see `checks::config` for what it asserts.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| barman_cloud_exporter_fuzz::checks::config(data));
