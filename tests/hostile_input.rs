@@ -116,8 +116,7 @@ async fn real_backup_info(sc: &Scenario, client: &Client) -> String {
     let key = list(client, &sc.bucket, &base)
         .await
         .into_keys()
-        .filter(|k| k.ends_with("/backup.info"))
-        .next_back()
+        .rfind(|k| k.ends_with("/backup.info"))
         .expect("the scenario has a backup");
     String::from_utf8(get(client, &sc.bucket, &key).await).unwrap()
 }
