@@ -804,6 +804,36 @@ fn invalid_config_fails_check_config_and_daemon_start_naming_the_key() {
             g("timeout: 1.5"),
             r#"expected a duration such as 30s, 5m or 1h, or a whole number of seconds for key "default.timeout""#,
         ),
+        (
+            "full_walk_interval text",
+            g("full_walk_interval: daily"),
+            r#"invalid duration "daily": expected number at 0 (use e.g. 30s, 5m, 1h) for key "default.full_walk_interval""#,
+        ),
+        (
+            "full_walk_interval negative",
+            g("full_walk_interval: -1"),
+            r#"invalid duration -1: must not be negative (use e.g. 30s, 5m, 1h) for key "default.full_walk_interval""#,
+        ),
+        (
+            "list_concurrency zero",
+            g("list_concurrency: 0"),
+            "list_concurrency: must be between 1 and 256, got 0",
+        ),
+        (
+            "list_concurrency too high",
+            g("list_concurrency: 300"),
+            "list_concurrency: must be between 1 and 256, got 300",
+        ),
+        (
+            "list_concurrency text",
+            g("list_concurrency: many"),
+            r#"invalid type: found string "many", expected usize for key "default.list_concurrency""#,
+        ),
+        (
+            "ca_file missing",
+            t("ca_file: /nonexistent/ca.pem"),
+            "targets[0].ca_file: /nonexistent/ca.pem",
+        ),
         ("no targets key", "interval: 1m\n".into(), "missing field `targets`"),
         (
             "empty targets",
