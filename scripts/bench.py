@@ -10,7 +10,9 @@ Against one SeaweedFS, in one run:
     small data set (memory flatness);
   * the exporter's steady-state (incremental) cycle on the unchanged bucket
     vs a full walk (full_walk_interval: 0s): requests and wall time;
-  * /metrics under wrk while a cold walk of the big set runs, with 50 targets;
+  * /metrics under wrk (2 connections: an HA pair of Prometheus scraping
+    back to back) with 50 targets, while the big set is walked without pause
+    (its cold walk, then full walks one after the other);
   * the stripped release binary's size.
 Prints a JSON document on stdout. Standard library only.
 """
@@ -196,15 +198,12 @@ def last_walk(t):
 
 
 def exporter_walks(args, s3, destination, timeout):
-    """Cold walk, then two steady-state cycles; then a fresh process walking
-    fully every cycle for the full-walk figures."""
-    out = {}
+    """Cold walk (a process that walks once), then two steady-state cycles of
+    a process on the interval; then a fresh process walking fully every
+    cycle for the full-walk figures."""
+    out = {"cold": cold_only(args, s3, destination, timeout)}
     e = Exporter(args, s3, [("bench", destination)], interval=args.interval)
     try:
-        t = e.wait("bench", lambda t: walks("full")(t) >= 1, timeout)
-        out["cold"] = last_walk(t)
-        out["cold"]["peak_rss_bytes"] = e.peak_rss()
-        log(f"cold walk: {out['cold']}")
         t = e.wait("bench", lambda t: walks("incremental")(t) >= 2, timeout)
         out["incremental"] = last_walk(t)
         out["incremental"]["peak_rss_bytes"] = e.peak_rss()
@@ -235,18 +234,23 @@ def cold_only(args, s3, destination, timeout):
 
 def load(args, s3, big, small, timeout):
     """wrk on /metrics with 50 targets (the big set and 49 on the load set)
-    while the big set's cold walk runs."""
+    while the big set is walked: its cold walk first, then full walks
+    (full_walk_interval: 0s) one after the other for the whole load period
+    (interval 10s; the 49 small targets are walked on that interval too)."""
     targets = [("big", big)] + [(f"small-{i:02d}", small) for i in range(49)]
-    e = Exporter(args, s3, targets, interval="1h")
+    e = Exporter(args, s3, targets, interval="10s", full_walk_interval="0s")
     try:
         # Serve first, and let the small targets publish so /metrics is full.
         for name, _ in targets[1:]:
             e.wait(name, lambda t: walks("full")(t) >= 1, timeout)
-        big_done_before = walks("full")(e.target("big")) >= 1
+        big_before = e.target("big")
+        started = time.monotonic()
         wrk = subprocess.run(
-            ["wrk", "-t2", "-c8", f"-d{args.load_seconds}s", "--latency", "-H", "Accept: text/plain",
-             e.url("/metrics")], capture_output=True, text=True, check=True).stdout
-        big_done_after = walks("full")(e.target("big")) >= 1
+            ["wrk", f"-t{args.load_connections}", f"-c{args.load_connections}", f"-d{args.load_seconds}s",
+             "--latency", "-H", "Accept: text/plain", e.url("/metrics")],
+            capture_output=True, text=True, check=True).stdout
+        elapsed = time.monotonic() - started
+        big_after = e.target("big")
         with urllib.request.urlopen(e.url("/metrics"), timeout=5) as r:
             body = r.read()
     finally:
@@ -264,7 +268,11 @@ def load(args, s3, big, small, timeout):
     out = {"targets": len(targets), "seconds": args.load_seconds, "requests": requests,
            "p50_ms": pct(50), "p99_ms": pct(99), "errors": errors,
            "metrics_bytes": len(body), "metrics_series": sum(1 for l in body.splitlines() if l and not l.startswith(b"#")),
-           "cold_walk_running_throughout": not big_done_before and not big_done_after}
+           "connections": args.load_connections,
+           "big_walks_finished": walks("full")(big_after) - walks("full")(big_before),
+           "big_walk_seconds": round(big_after["s3"]["last_duration_seconds"] or 0, 2),
+           "cold_walk_running_at_start": walks("full")(big_before) == 0,
+           "wrk_seconds": round(elapsed, 1)}
     log(f"load: {out}")
     return out
 
@@ -282,6 +290,8 @@ def main():
     ap.add_argument("--python", required=True)
     ap.add_argument("--interval", default="10s")
     ap.add_argument("--load-seconds", type=int, default=30)
+    ap.add_argument("--load-connections", type=int, default=2,
+                    help="concurrent scrapers (wrk threads = connections)")
     ap.add_argument("--timeout", type=int, default=1800)
     args = ap.parse_args()
     s3 = read_env(args.s3_env)

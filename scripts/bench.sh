@@ -22,6 +22,7 @@
 #
 # Env: BCE_BENCH_DIR (default /var/tmp/barman-cloud-exporter-bench),
 #      BCE_BENCH_SERVERS (4), BCE_BENCH_LOAD_SECONDS (60),
+#      BCE_BENCH_LOAD_CONNECTIONS (2: concurrent scrapers on /metrics),
 #      BCE_BENCH_SEED_CONCURRENCY (64), BCE_BENCH_INTERVAL (10s),
 #      BCE_BENCH_PROFILE (release; debug for the CI smoke run, which only
 #      checks that everything runs: its figures mean nothing).
@@ -94,7 +95,8 @@ results="$DIR/results-$N.json"
   --exporter "$EXPORTER" --s3-env "$S3_ENV" --bucket "$BUCKET" \
   --big "n$N-s$SERVERS" --small "n$SMALL-s$SERVERS" --tiny "n$TINY-s$SERVERS" \
   --servers "$SERVERS" --baseline "$BASELINE" --python "$BCE_VENV_BIN/python" \
-  --interval "${BCE_BENCH_INTERVAL:-10s}" --load-seconds "$LOAD_SECONDS" >"$results.tmp"
+  --interval "${BCE_BENCH_INTERVAL:-10s}" --load-seconds "$LOAD_SECONDS" \
+  --load-connections "${BCE_BENCH_LOAD_CONNECTIONS:-2}" >"$results.tmp"
 mv "$results.tmp" "$results"
 log "results in $results ($(($(date +%s) - started)) s in all)"
 "$BCE_SYSTEM_PYTHON" scripts/bench_table.py "$results" "$N" "$SMALL" "$SERVERS"

@@ -61,7 +61,8 @@ pub struct Config {
     #[serde(default = "default_full_walk_interval", deserialize_with = "duration")]
     pub full_walk_interval: Duration,
     /// How many `ListObjectsV2` paginations (WAL directories) run at once per
-    /// server during a walk, 1 to 256. Default 16.
+    /// target during a walk, all its server prefixes together, 1 to 256.
+    /// Each holds one page (up to 1,000 keys) in memory. Default 16.
     #[serde(default = "default_list_concurrency")]
     pub list_concurrency: usize,
     /// The object stores to watch.

@@ -77,6 +77,54 @@ pub fn log_filter(directive: &str) -> String {
     out
 }
 
+/// The collections' own tokio runtime (one worker per CPU, threads named as
+/// tokio's default), apart from the one serving HTTP: a scrape never queues
+/// behind collection work (listing pages being parsed, analysis, rendering)
+/// on a worker thread. Shut down in the background when dropped (dropping a
+/// runtime inside async code would panic), after the collections stopped.
+struct CollectorRuntime(Option<tokio::runtime::Runtime>);
+
+impl CollectorRuntime {
+    fn new() -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        Ok(Self(Some(rt)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => unreachable!("the runtime is only taken on drop"),
+        }
+    }
+}
+
+impl Drop for CollectorRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Renders the exposition's snapshot part after every publish (coalesced),
+/// on the blocking pool of the collector runtime, so the scrape that follows
+/// finds it ready ([`metrics::prerender`]).
+async fn prerender_on_publish(store: Arc<Store>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = store.published() => {}
+            () = shutdown.cancelled() => break,
+        }
+        let s = store.clone();
+        if tokio::task::spawn_blocking(move || metrics::prerender(&s))
+            .await
+            .is_err()
+        {
+            warn!("rendering the metrics after a publish failed; scrapes render them instead");
+        }
+    }
+}
+
 /// Runs the exporter on an already bound listener until `shutdown` is cancelled:
 /// starts one collection loop per target and serves HTTP; on shutdown stops
 /// accepting, drains requests and aborts collections still running after
@@ -106,15 +154,22 @@ pub async fn run_with_web_config(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let store = Arc::new(Store::new(&config));
+    let collectors = CollectorRuntime::new()?;
+    let on = collectors.handle();
+    let _ = store.collector_runtime.set(on.clone());
     let mut tasks = JoinSet::new();
     for (target, slot) in config.targets.iter().zip(&store.targets) {
-        tasks.spawn(scheduler::run_target(
-            target.clone(),
-            slot.clone(),
-            scheduler::Settings::of(&config),
-            shutdown.clone(),
-        ));
+        tasks.spawn_on(
+            scheduler::run_target(
+                target.clone(),
+                slot.clone(),
+                scheduler::Settings::of(&config),
+                shutdown.clone(),
+            ),
+            &on,
+        );
     }
+    tasks.spawn_on(prerender_on_publish(store.clone(), shutdown.clone()), &on);
     if let Ok(addr) = listener.local_addr() {
         let (scheme, auth) = (web.scheme(), web.requires_auth());
         info!(%addr, targets = config.targets.len(), basic_auth = auth, "serving metrics on {scheme}://{addr}{telemetry_path}");

@@ -70,6 +70,7 @@ fn view(store: &Store, live: bool) -> View {
             .map(|slot| (slot.clone(), slot.snapshot(), slot.requests.snapshot()))
             .collect(),
         live,
+        collector_tasks: store.collector_runtime.get().map(|h| h.metrics().num_alive_tasks()),
     }
 }
 
@@ -86,19 +87,37 @@ fn encode(view: View) -> String {
     out
 }
 
+/// Renders the snapshot part of the store's current snapshots in both
+/// formats unless the cache already holds it. Called after every publish by
+/// a task off the HTTP path ([`crate::run`]), so scrapes find it ready.
+pub fn prerender(store: &Store) {
+    let r = snapshot_part(store);
+    r.text.get_or_init(|| openmetrics_to_text(&r.openmetrics));
+}
+
 /// The snapshot families of the store's current snapshots (without `# EOF`),
-/// from the cache when no target has published since.
+/// from the cache when no target has published since. The cache lock is not
+/// held while encoding: a scrape never waits for another rendering.
 fn snapshot_part(store: &Store) -> Arc<Rendered> {
     let view = view(store, false);
-    let mut cache = store.rendered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(r) = cache.as_ref()
-        && r.snapshots.len() == view.targets.len()
-        && r.snapshots
-            .iter()
-            .zip(&view.targets)
-            .all(|(a, (_, b, _))| Arc::ptr_eq(a, b))
+    let current = |r: &Rendered| {
+        r.snapshots.len() == view.targets.len()
+            && r.snapshots
+                .iter()
+                .zip(&view.targets)
+                .all(|(a, (_, b, _))| Arc::ptr_eq(a, b))
+    };
+    let cache = |store: &Store| {
+        store
+            .rendered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    };
+    if let Some(r) = cache(store)
+        && current(&r)
     {
-        return r.clone();
+        return r;
     }
     let snapshots = view.targets.iter().map(|(_, s, _)| s.clone()).collect();
     let mut openmetrics = encode(view);
@@ -110,7 +129,7 @@ fn snapshot_part(store: &Store) -> Arc<Rendered> {
         openmetrics,
         text: std::sync::OnceLock::new(),
     });
-    *cache = Some(r.clone());
+    *store.rendered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r.clone());
     r
 }
 
@@ -354,6 +373,8 @@ struct View {
     targets: Vec<(Arc<TargetSlot>, Arc<TargetSnapshot>, RequestCounts)>,
     /// Encode the live families instead of the snapshot ones.
     live: bool,
+    /// Tasks alive on the collector runtime, when it is apart.
+    collector_tasks: Option<usize>,
 }
 
 impl View {
@@ -784,7 +805,8 @@ impl View {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let help = "Tokio tasks alive in the exporter (collection loops, their work, HTTP connections).";
             let mut m = enc.encode_descriptor("barman_cloud_exporter_tasks", help, None, MetricType::Gauge)?;
-            m.encode_gauge(&(handle.metrics().num_alive_tasks() as i64))?;
+            let collectors = self.collector_tasks.unwrap_or(0);
+            m.encode_gauge(&((handle.metrics().num_alive_tasks() + collectors) as i64))?;
         }
         if let Some((rss, fds)) = process_usage() {
             let help = "Resident memory of the exporter process, bytes (Linux `/proc/self/status` VmRSS).";
@@ -921,6 +943,30 @@ targets:
                 .join("\n")
         };
         assert!(stable(render_text(&store)) == stable(openmetrics_to_text(&render_openmetrics(&store))));
+    }
+
+    #[tokio::test]
+    async fn a_publish_wakes_the_prerenderer_which_readies_both_formats() {
+        let store = store();
+        store.targets[0].publish(|t| t.s3.attempts += 1);
+        store.targets[0].publish(|t| t.s3.attempts += 1);
+        // Three publishes (one in `store()`), one wake-up (coalesced), then nothing pending.
+        tokio::time::timeout(std::time::Duration::from_secs(1), store.published())
+            .await
+            .expect("a publish wakes the renderer");
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), store.published())
+                .await
+                .is_err()
+        );
+        prerender(&store);
+        let r = store.rendered.lock().unwrap().clone().expect("rendered");
+        assert!(r.text.get().is_some(), "the text format is ready too");
+        let current: Vec<_> = store.targets.iter().map(|t| t.snapshot()).collect();
+        assert!(r.snapshots.iter().zip(&current).all(|(a, b)| Arc::ptr_eq(a, b)));
+        // A scrape now reuses it.
+        let _ = render_text(&store);
+        assert!(Arc::ptr_eq(&r, store.rendered.lock().unwrap().as_ref().unwrap()));
     }
 
     #[test]

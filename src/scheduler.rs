@@ -33,7 +33,7 @@ pub struct Settings {
     pub timeout: Duration,
     /// The periodic full reconcile of the incremental walk.
     pub full_walk_interval: Duration,
-    /// WAL directory listings in flight at once per server.
+    /// WAL directory listings in flight at once per target.
     pub list_concurrency: usize,
 }
 
@@ -57,7 +57,8 @@ pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Setting
         full_walk_interval,
         list_concurrency,
     } = settings;
-    let s3 = S3Source::new(&target, slot.requests.clone()).await;
+    // Built again at the next cycle while it fails (a `ca_file` not mounted yet).
+    let mut s3 = S3Source::new(&target, slot.requests.clone()).await;
     // What the last successful walk saw; a failed or aborted walk leaves it as is.
     let mut cache = WalkCache::default();
     let mut ticker = tokio::time::interval(interval);
@@ -68,12 +69,15 @@ pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Setting
             () = shutdown.cancelled() => break,
         }
         let deadline = Instant::now() + timeout;
+        if s3.is_err() {
+            s3 = S3Source::new(&target, slot.requests.clone()).await;
+        }
         // One "now" per cycle for the retention plan and the analysis.
         let now = unix_now();
         let s3_run = async {
             let start = Instant::now();
             let outcome: Outcome<(TargetSummary, WalkStats)> = match &s3 {
-                Err(e) => Err(("other", e.to_string())),
+                Err(e) => Err((e.reason().as_str(), e.to_string())),
                 Ok(source) => {
                     let opts = WalkOptions {
                         retention: target.retention(),

@@ -110,6 +110,8 @@ pub struct TargetSlot {
     /// S3 requests sent for this target.
     pub requests: Arc<RequestCounter>,
     current: RwLock<Arc<TargetSnapshot>>,
+    /// Shared by all slots of a [`Store`]: woken at every publish.
+    published: Arc<tokio::sync::Notify>,
 }
 
 impl TargetSlot {
@@ -130,6 +132,7 @@ impl TargetSlot {
             Ok(mut g) => *g = next,
             Err(p) => *p.into_inner() = next,
         }
+        self.published.notify_one();
     }
 }
 
@@ -143,16 +146,30 @@ pub struct Store {
     /// The exposition of the current snapshots, rendered by the first scrape
     /// after a publish and reused until the next ([`crate::metrics`]).
     pub rendered: std::sync::Mutex<Option<Arc<crate::metrics::Rendered>>>,
+    /// Woken at every publish of any target ([`Store::published`]).
+    published: Arc<tokio::sync::Notify>,
+    /// The runtime the collections run on, when apart from the one serving
+    /// HTTP (its tasks count in `barman_cloud_exporter_tasks`).
+    pub collector_runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 impl Store {
     /// Creates empty slots for every configured target.
     pub fn new(config: &Config) -> Self {
+        let published = Arc::new(tokio::sync::Notify::new());
         Self {
             interval: config.interval,
-            targets: config.targets.iter().map(|t| Arc::new(slot(t))).collect(),
+            targets: config.targets.iter().map(|t| Arc::new(slot(t, &published))).collect(),
             rendered: std::sync::Mutex::new(None),
+            published,
+            collector_runtime: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Resolves after the next publish of any target (or at once if one
+    /// happened since the last call: notifications coalesce into one).
+    pub async fn published(&self) {
+        self.published.notified().await;
     }
 
     /// Whether every target has completed its first collection (success or not).
@@ -161,7 +178,7 @@ impl Store {
     }
 }
 
-fn slot(t: &Target) -> TargetSlot {
+fn slot(t: &Target, published: &Arc<tokio::sync::Notify>) -> TargetSlot {
     TargetSlot {
         name: t.name.clone(),
         labels: t.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -175,6 +192,7 @@ fn slot(t: &Target) -> TargetSlot {
             walks: BTreeMap::new(),
             last_walk: None,
         })),
+        published: published.clone(),
     }
 }
 

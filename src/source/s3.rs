@@ -23,6 +23,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use thiserror::Error;
+use tokio::sync::Semaphore;
 
 use crate::catalog::backup_info::{BackupInfo, BackupStatus, MAX_BACKUP_INFO_BYTES};
 use crate::catalog::history::{self, HistoryEntry};
@@ -42,7 +43,9 @@ pub struct WalkOptions {
     /// Seconds after which every WAL directory is re-listed anyway
     /// (`full_walk_interval`); 0 makes every walk full.
     pub full_walk_interval: f64,
-    /// WAL directory listings in flight at once per server (`list_concurrency`).
+    /// WAL directory listings in flight at once per target, all its server
+    /// prefixes together (`list_concurrency`): each holds one page of up to
+    /// 1,000 keys in memory, so this bounds the walk's peak memory.
     pub list_concurrency: usize,
 }
 
@@ -603,7 +606,10 @@ impl S3Source {
     /// request the client sends is counted in `requests`.
     ///
     /// # Errors
-    /// [`S3Error::Destination`] when `destination_path` does not parse.
+    /// [`S3Error::Destination`] when `destination_path` does not parse,
+    /// [`S3Error::CaFile`] when `ca_file` cannot be read or holds no
+    /// certificate (both are caught by config validation first; the scheduler
+    /// counts them with their reason and tries again at the next cycle).
     pub async fn new(target: &Target, requests: Arc<RequestCounter>) -> Result<Self, S3Error> {
         let (bucket, prefix) = target
             .bucket_and_prefix()
@@ -654,7 +660,8 @@ impl S3Source {
     /// keep annotations and `.history` files are fetched (an object whose ETag
     /// and size are unchanged is not fetched again; STARTED backups are always
     /// re-read). `wals/` is listed with a delimiter to find its directories;
-    /// a full walk lists every directory, `opts.list_concurrency` at once; an
+    /// a full walk lists every directory, `opts.list_concurrency` at once
+    /// across all servers of the target; an
     /// incremental walk lists only new directories and the newest directory of
     /// the two newest timelines, and reuses the previous aggregates of the rest.
     /// See [`plan_wal_listing`] for when a walk is full.
@@ -681,10 +688,12 @@ impl S3Source {
             }
         })
         .await?;
+        // One bound for the target: in-flight listings hold a page each.
+        let permits = Semaphore::new(opts.list_concurrency.max(1));
         let walked: Vec<Option<ServerWalk>> = stream::iter(candidates)
             .map(|name| {
                 let prev = prev.servers.get(&name);
-                self.walk_server(name, opts, prev)
+                self.walk_server(name, opts, prev, &permits)
             })
             .buffered(SERVER_CONCURRENCY)
             .try_collect()
@@ -712,6 +721,7 @@ impl S3Source {
         name: String,
         opts: WalkOptions,
         prev: Option<&ServerCache>,
+        permits: &Semaphore,
     ) -> Result<Option<ServerWalk>, S3Error> {
         let root = format!("{}{}/", self.prefix, name);
         let mut server = ServerCatalog {
@@ -863,7 +873,11 @@ impl S3Source {
         let chunks = listing_chunks(&wal_dirs, &plan.list, opts.list_concurrency);
         let mut listed: BTreeMap<String, WalTotals> = BTreeMap::new();
         let mut lists = stream::iter(chunks)
-            .map(|chunk| self.list_wal_dirs(&wals, chunk, &server.rules))
+            .map(|chunk| async {
+                // Never closed, so acquiring cannot fail.
+                let _permit = permits.acquire().await.ok();
+                self.list_wal_dirs(&wals, chunk, &server.rules).await
+            })
             .buffer_unordered(opts.list_concurrency.max(1));
         while let Some(dirs) = lists.try_next().await? {
             listed.extend(dirs);
