@@ -4,6 +4,7 @@
 usage: bench_table.py RESULTS.json N SMALL_N SERVERS
 """
 import json
+import math
 import os
 import sys
 
@@ -59,16 +60,25 @@ def main():
     for a, b, c in rows:
         print(f"| {a} | {b} | {c} |")
     # Request cost: full walks scale with objects (a linear fit through the
-    # two cold walks), incremental cycles with servers.
+    # two cold walks); incremental cycles with servers, plus one page per
+    # 1,000 WAL directories per server for the `wals/` delimiter listing
+    # (directories scale with objects as in the seeded layout).
     slope = (cold["requests"] - small_cold["requests"]) / max(n - small, 1)
     base = cold["requests"] - slope * n
+    dirs_per_object = cold["listed_dirs"] / n
+
+    def delimiter_pages(objects):
+        return servers * max(1, math.ceil(objects * dirs_per_object / servers / 1000))
+
+    def incremental(objects):
+        return inc["requests"] + delimiter_pages(objects) - delimiter_pages(n)
     print()
     print("| objects | full walk every cycle: requests/cycle | $/month | incremental (daily full reconcile included): requests/cycle | $/month |")
     print("|---|---|---|---|---|")
     for objects in (10_000, 1_000_000, 10_000_000):
-        f = max(base + slope * objects, inc["requests"])
+        f = max(base + slope * objects, incremental(objects))
         # plus the daily full reconcile (full_walk_interval: 24h), amortized
-        i = inc["requests"] + f / (24 * 12)
+        i = incremental(objects) + f / (24 * 12)
         print(f"| {objects:,} | {f:,.0f} | ${f * CYCLES_PER_MONTH * LIST_PRICE:,.2f} "
               f"| {i:,.1f} | ${i * CYCLES_PER_MONTH * LIST_PRICE:,.2f} |")
 
