@@ -1,7 +1,8 @@
 //! HTTP layer: only encodes the current snapshots, never does I/O.
 //!
 //! * `/metrics` (or `--web.telemetry-path`): OpenMetrics 1.0.0, or the classic
-//!   text format 0.0.4 when the client asks only for `text/plain`;
+//!   text format 0.0.4 when the client asks only for `text/plain`; gzip when
+//!   the client accepts it (Prometheus does), at the fastest level;
 //! * `/healthz`: 200 while the process runs;
 //! * `/readyz`: 200 once every target finished its first collection (success or not), else 503;
 //! * `/api/status`: JSON with every target, server and backup (per-backup detail
@@ -17,6 +18,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
 
 use crate::metrics::{self, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::snapshot::{CollectorState, Store, TargetSlot, TargetSnapshot};
@@ -34,7 +37,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(landing))
-        .route(&state.telemetry_path, get(metrics_handler))
+        .route(
+            &state.telemetry_path,
+            get(metrics_handler).layer(CompressionLayer::new().gzip(true).quality(CompressionLevel::Fastest)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/status", get(status_json))
@@ -331,6 +337,49 @@ mod tests {
         let (_, ct, body) = get(state(), "/metrics", Some("text/plain")).await;
         assert_eq!(ct, TEXT_CONTENT_TYPE);
         assert!(!body.contains("# EOF"));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_gzipped_when_the_client_accepts_it() {
+        use std::io::Read;
+        let state = state();
+        let fetch = |gzip: bool| {
+            let state = state.clone();
+            async move {
+                let mut req = Request::get("/metrics");
+                if gzip {
+                    // What Prometheus sends.
+                    req = req.header(header::ACCEPT_ENCODING, "gzip");
+                }
+                let resp = router(state).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+                let encoding = resp.headers().get(header::CONTENT_ENCODING).cloned();
+                (encoding, resp.into_body().collect().await.unwrap().to_bytes())
+            }
+        };
+        let (encoding, plain) = fetch(false).await;
+        assert_eq!(encoding, None);
+        let (encoding, gz) = fetch(true).await;
+        assert_eq!(encoding.as_ref().and_then(|v| v.to_str().ok()), Some("gzip"));
+        let mut unzipped = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut unzipped)
+            .unwrap();
+        // Same exposition but for the process figures read at each scrape.
+        let stable = |t: &str| {
+            t.lines()
+                .filter(|l| !l.starts_with("process_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(stable(&unzipped), stable(std::str::from_utf8(&plain).unwrap()));
+        assert!(gz.len() < plain.len(), "{} >= {}", gz.len(), plain.len());
+        // Other routes are left alone.
+        let req = Request::get("/api/status").header(header::ACCEPT_ENCODING, "gzip");
+        let resp = router(state.clone())
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
     }
 
     #[tokio::test]
