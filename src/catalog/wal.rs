@@ -199,16 +199,19 @@ pub struct Run {
 /// Memory grows with the number of gaps and directories, not with the number of
 /// segments: a healthy 256-segment directory is one run. Segment numbers are
 /// stored as `(log, seg)`, independent of the segment size, which is applied
-/// only when asking questions in linear `segno` terms.
+/// only when asking questions in linear `segno` terms. The directories are a
+/// vector sorted by `(timeline, log)`, not a map: the walk keeps one index per
+/// listed directory between cycles, and a map's node (about 380 bytes) would
+/// be most of its size.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct WalIndex {
-    dirs: std::collections::BTreeMap<(u32, u32), Vec<Run>>,
+    dirs: Vec<((u32, u32), Vec<Run>)>,
 }
 
 impl WalIndex {
     /// Records a present full segment with its `LastModified` (Unix seconds).
     pub fn insert(&mut self, seg: SegmentName, modified: f64) {
-        let runs = self.dirs.entry((seg.timeline, seg.log)).or_default();
+        let runs = self.runs_mut((seg.timeline, seg.log));
         let s = seg.seg;
         // Listings arrive sorted, so the common case appends to the last run.
         if let Some(last) = runs.last_mut() {
@@ -250,30 +253,60 @@ impl WalIndex {
         }
     }
 
+    /// The runs of directory `key`, created empty (in order) if missing.
+    fn runs_mut(&mut self, key: (u32, u32)) -> &mut Vec<Run> {
+        // Listings arrive sorted: the common case is the last directory or a new last one.
+        let pos = match self.dirs.last() {
+            Some((k, _)) if *k == key => self.dirs.len() - 1,
+            Some((k, _)) if *k < key => {
+                self.dirs.push((key, Vec::new()));
+                self.dirs.len() - 1
+            }
+            None => {
+                // One directory is the common size of a per-directory index.
+                self.dirs.reserve_exact(1);
+                self.dirs.push((key, Vec::new()));
+                0
+            }
+            Some(_) => match self.dirs.binary_search_by_key(&key, |(k, _)| *k) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.dirs.insert(i, (key, Vec::new()));
+                    i
+                }
+            },
+        };
+        &mut self.dirs[pos].1
+    }
+
+    /// The directories of `timeline`, in order.
+    fn on_timeline(&self, timeline: u32) -> &[((u32, u32), Vec<Run>)] {
+        let from = self.dirs.partition_point(|((t, _), _)| *t < timeline);
+        let to = self.dirs.partition_point(|((t, _), _)| *t <= timeline);
+        &self.dirs[from..to]
+    }
+
     /// Whether the full segment exists.
     pub fn contains(&self, seg: SegmentName) -> bool {
         self.dirs
-            .get(&(seg.timeline, seg.log))
-            .is_some_and(|runs| runs.iter().any(|r| (r.start..=r.end).contains(&seg.seg)))
+            .binary_search_by_key(&(seg.timeline, seg.log), |(k, _)| *k)
+            .is_ok_and(|i| self.dirs[i].1.iter().any(|r| (r.start..=r.end).contains(&seg.seg)))
     }
 
     /// The highest timeline with a segment.
     pub fn newest_timeline(&self) -> Option<u32> {
-        self.dirs.keys().next_back().map(|(t, _)| *t)
+        self.dirs.last().map(|((t, _), _)| *t)
     }
 
     /// The highest segment on `timeline`.
     pub fn newest_on(&self, timeline: u32) -> Option<SegmentName> {
-        self.dirs
-            .range((timeline, 0)..=(timeline, u32::MAX))
-            .next_back()
-            .and_then(|((t, log), runs)| {
-                runs.last().map(|r| SegmentName {
-                    timeline: *t,
-                    log: *log,
-                    seg: r.end,
-                })
+        self.on_timeline(timeline).last().and_then(|((t, log), runs)| {
+            runs.last().map(|r| SegmentName {
+                timeline: *t,
+                log: *log,
+                seg: r.end,
             })
+        })
     }
 
     /// Runs on `timeline` as inclusive linear `segno` ranges with their newest
@@ -281,7 +314,7 @@ impl WalIndex {
     pub fn segno_runs(&self, timeline: u32, segment_size: u64) -> Vec<(u64, u64, f64)> {
         let per = segments_per_log(segment_size);
         let mut out: Vec<(u64, u64, f64)> = Vec::new();
-        for ((_, log), runs) in self.dirs.range((timeline, 0)..=(timeline, u32::MAX)) {
+        for ((_, log), runs) in self.on_timeline(timeline) {
             for r in runs {
                 let (a, b) = (
                     u64::from(*log) * per + u64::from(r.start),
@@ -301,17 +334,15 @@ impl WalIndex {
 
     /// Adds every segment of `other` (the index of another directory listing).
     pub fn merge(&mut self, other: &WalIndex) {
-        for (&(timeline, log), runs) in &other.dirs {
-            match self.dirs.get_mut(&(timeline, log)) {
-                None => {
-                    self.dirs.insert((timeline, log), runs.clone());
-                }
-                Some(_) => {
-                    for r in runs {
-                        for seg in r.start..=r.end {
-                            self.insert(SegmentName { timeline, log, seg }, r.newest_modified);
-                        }
-                    }
+        for &((timeline, log), ref runs) in &other.dirs {
+            let mine = self.runs_mut((timeline, log));
+            if mine.is_empty() {
+                mine.clone_from(runs);
+                continue;
+            }
+            for r in runs {
+                for seg in r.start..=r.end {
+                    self.insert(SegmentName { timeline, log, seg }, r.newest_modified);
                 }
             }
         }
@@ -319,7 +350,7 @@ impl WalIndex {
 
     /// Number of directories and runs held (for memory accounting).
     pub fn size(&self) -> (usize, usize) {
-        (self.dirs.len(), self.dirs.values().map(Vec::len).sum())
+        (self.dirs.len(), self.dirs.iter().map(|(_, runs)| runs.len()).sum())
     }
 }
 
