@@ -3,7 +3,8 @@
 # release exporter collects the real scenario every second for SECONDS while
 # its RSS, open file descriptors, OS threads and tokio tasks are sampled every
 # 10 s from /proc and /metrics. Prints a JSON summary (first, last and max
-# of each) and exits 1 if any of them grew beyond a small tolerance.
+# of each, and RSS every 60 s) and exits 1 if any of them grew beyond a small
+# tolerance.
 #
 # usage: scripts/endurance.sh [SECONDS] [SCENARIO_DIR]
 #   SECONDS       default 600 (10 minutes)
@@ -102,6 +103,7 @@ first, last = samples[0], samples[-1]
 summary = {k: {"first": first[k], "last": last[k], "max": max(s[k] for s in samples)}
            for k in ("rss_bytes", "fds", "threads", "tasks")}
 summary["seconds"] = last["t"]
+summary["rss_mib_every_60s"] = [round(x["rss_bytes"] / 2**20, 2) for x in samples[::6]]
 summary["walks"] = last["walks"] - first["walks"]
 summary["errors"] = last["errors"] - first["errors"]
 summary["targets"] = config.count("- name:")
