@@ -70,7 +70,11 @@ fn view(store: &Store, live: bool) -> View {
             .map(|slot| (slot.clone(), slot.snapshot(), slot.requests.snapshot()))
             .collect(),
         live,
-        collector_tasks: store.collector_runtime.get().map(|h| h.metrics().num_alive_tasks()),
+        collector_tasks: store
+            .collector_runtime
+            .get()
+            .filter(|_| live)
+            .map(|h| h.metrics().num_alive_tasks()),
     }
 }
 
@@ -107,14 +111,12 @@ fn snapshot_part(store: &Store) -> Arc<Rendered> {
                 .zip(&view.targets)
                 .all(|(a, (_, b, _))| Arc::ptr_eq(a, b))
     };
-    let cache = |store: &Store| {
-        store
-            .rendered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    };
-    if let Some(r) = cache(store)
+    let cached = store
+        .rendered
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(r) = cached
         && current(&r)
     {
         return r;

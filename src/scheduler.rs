@@ -57,8 +57,9 @@ pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Setting
         full_walk_interval,
         list_concurrency,
     } = settings;
-    // Built again at the next cycle while it fails (a `ca_file` not mounted yet).
-    let mut s3 = S3Source::new(&target, slot.requests.clone()).await;
+    // Built at the first cycle, and again at the next one while it fails (a
+    // `ca_file` not mounted yet); kept between cycles once built.
+    let mut client: Option<S3Source> = None;
     // What the last successful walk saw; a failed or aborted walk leaves it as is.
     let mut cache = WalkCache::default();
     let mut ticker = tokio::time::interval(interval);
@@ -69,13 +70,15 @@ pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Setting
             () = shutdown.cancelled() => break,
         }
         let deadline = Instant::now() + timeout;
-        if s3.is_err() {
-            s3 = S3Source::new(&target, slot.requests.clone()).await;
-        }
         // One "now" per cycle for the retention plan and the analysis.
         let now = unix_now();
+        let built = client.take();
         let s3_run = async {
             let start = Instant::now();
+            let s3 = match built {
+                Some(c) => Ok(c),
+                None => S3Source::new(&target, slot.requests.clone()).await,
+            };
             let outcome: Outcome<(TargetSummary, WalkStats)> = match &s3 {
                 Err(e) => Err((e.reason().as_str(), e.to_string())),
                 Ok(source) => {
@@ -102,7 +105,7 @@ pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Setting
                     }
                 }
             };
-            (outcome, start.elapsed())
+            (outcome, start.elapsed(), s3.ok())
         };
         let pg_run = async {
             let pg = target.postgres.as_ref()?;
@@ -117,10 +120,11 @@ pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Setting
             };
             Some((outcome, start.elapsed()))
         };
-        let ((s3_outcome, s3_took), pg) = tokio::select! {
+        let ((s3_outcome, s3_took, built), pg) = tokio::select! {
             r = async { tokio::join!(s3_run, pg_run) } => r,
             () = shutdown.cancelled() => break,
         };
+        client = built;
         log_outcome(&slot.name, "s3", &s3_outcome, s3_took);
         if let Some((o, took)) = &pg {
             log_outcome(&slot.name, "postgres", o, *took);

@@ -143,8 +143,9 @@ pub struct Store {
     pub interval: Duration,
     /// One slot per target.
     pub targets: Vec<Arc<TargetSlot>>,
-    /// The exposition of the current snapshots, rendered by the first scrape
-    /// after a publish and reused until the next ([`crate::metrics`]).
+    /// The exposition of the current snapshots, rendered after each publish
+    /// by [`crate::metrics::prerender`] (or by a scrape that comes first) and
+    /// reused until the next ([`crate::metrics`]).
     pub rendered: std::sync::Mutex<Option<Arc<crate::metrics::Rendered>>>,
     /// Woken at every publish of any target ([`Store::published`]).
     published: Arc<tokio::sync::Notify>,

@@ -20,11 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use barman_cloud_exporter::config::Config;
 use barman_cloud_exporter::source::postgres::{PgErrorReason, PgTarget};
 use common::{Exporter, Scenario, samples, value};
-use figment::providers::{Format, Yaml};
-use tokio_util::sync::CancellationToken;
 
 /// A directory with the TLS servers of `tls-servers.sh`; stops them on drop.
 struct TlsServers {
@@ -196,53 +193,36 @@ async fn s3_over_https_needs_the_ca_file() {
     std::fs::copy(&ca, &late).unwrap();
     let text = yaml(&sc, work.path(), &https, Some(&late)).replace("interval: 1h", "interval: 1s");
     assert!(text.contains("interval: 1s"), "{text}");
-    let config = Config::from_figment(figment::Figment::new().merge(Yaml::string(&text))).unwrap();
+    let config = common::parse_config(&text);
     std::fs::remove_file(&late).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(barman_cloud_exporter::run(
-        config,
-        listener,
-        "/metrics".into(),
-        shutdown.clone(),
-    ));
-    let scrape = || async {
-        samples(
-            &reqwest::get(format!("{base}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        )
-    };
-    let until = |what: &'static str| async move {
-        let start = std::time::Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let s = scrape().await;
-            let done = match what {
-                "failing" => s3_up(&s) == Some(0.0) && s3_errors(&s, "tls") >= 2.0 && s3_errors(&s, "other") == 0.0,
-                _ => s3_up(&s) == Some(1.0),
-            };
-            if done {
-                return s;
+    let exp = Exporter::with_config(config, tempfile::tempdir().unwrap()).await;
+    let until = |what: &'static str| {
+        let exp = &exp;
+        async move {
+            let start = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let s = samples(&exp.get("/metrics").await.1);
+                let done = match what {
+                    "failing" => s3_up(&s) == Some(0.0) && s3_errors(&s, "tls") >= 2.0 && s3_errors(&s, "other") == 0.0,
+                    _ => s3_up(&s) == Some(1.0),
+                };
+                if done {
+                    return s;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "not {what} within 60 s: {s:?}"
+                );
             }
         }
-        panic!("not {what} within 60 s: {:?}", scrape().await);
     };
     let failing = until("failing").await;
     assert!(catalogue(&failing, server).is_empty());
     std::fs::copy(&ca, &late).unwrap();
     let recovered = until("recovered").await;
     assert_eq!(catalogue(&recovered, server), reference);
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), handle)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    exp.stop().await;
     drop(servers);
 }
 

@@ -304,6 +304,11 @@ targets:
     }
 }
 
+/// Parses and validates a configuration as the binary does.
+pub fn parse_config(yaml: &str) -> Config {
+    Config::from_figment(figment::Figment::new().merge(Yaml::string(yaml))).unwrap()
+}
+
 /// An exporter running in-process on 127.0.0.1:0.
 pub struct Exporter {
     pub base: String,
@@ -317,7 +322,12 @@ impl Exporter {
     pub async fn start(yaml: impl FnOnce(&Path) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let text = yaml(dir.path());
-        let config = Config::from_figment(figment::Figment::new().merge(Yaml::string(&text))).unwrap();
+        Self::with_config(parse_config(&text), dir).await
+    }
+
+    /// Starts the exporter with an already validated `config`; `dir` lives as
+    /// long as the exporter.
+    pub async fn with_config(config: Config, dir: tempfile::TempDir) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
