@@ -57,6 +57,17 @@ pub enum PgErrorReason {
 }
 
 impl PgErrorReason {
+    /// Every reason, in label order: the bounded label set of
+    /// `barman_cloud_collector_errors_total{collector="postgres"}`.
+    pub const ALL: [Self; 6] = [
+        Self::Config,
+        Self::Connect,
+        Self::Auth,
+        Self::Tls,
+        Self::Query,
+        Self::Timeout,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -367,6 +367,23 @@ pub enum S3ErrorReason {
 }
 
 impl S3ErrorReason {
+    /// Every reason: the bounded label set of
+    /// `barman_cloud_collector_errors_total{collector="s3"}` (the scheduler's
+    /// deadline counts as [`S3ErrorReason::Timeout`]).
+    pub const ALL: [Self; 11] = [
+        Self::Timeout,
+        Self::Connect,
+        Self::AccessDenied,
+        Self::NoSuchBucket,
+        Self::Throttled,
+        Self::ServerError,
+        Self::ClientError,
+        Self::InvalidResponse,
+        Self::Credentials,
+        Self::Tls,
+        Self::Other,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -497,6 +514,10 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
 fn status_of<E>(err: &SdkError<E, aws_smithy_runtime_api::http::Response>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
+
+/// The only S3 operations the exporter sends (the read-only proof): the
+/// bounded `operation` label set of `barman_cloud_s3_requests_total`.
+pub const OPERATIONS: [&str; 2] = ["GetObject", "ListObjectsV2"];
 
 /// Counts every HTTP request the SDK transmits (retries included), by
 /// operation name (`ListObjectsV2`, `GetObject`) and by HTTP method.
