@@ -20,7 +20,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 APT_PACKAGES=(
-  postgresql-15 prometheus prometheus-alertmanager wrk
+  postgresql-15 prometheus prometheus-alertmanager wrk shellcheck
   curl jq ca-certificates util-linux coreutils
   python3 python3-venv python3-dev gcc libpq-dev
 )

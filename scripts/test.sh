@@ -2,16 +2,20 @@
 # The whole test suite (README command 2; `.ci/run` runs exactly this).
 #
 # Installs what is missing (Debian packages, the barman/SeaweedFS venv, Rust
-# components), checks formatting and lints, runs the unit tests, builds the
-# real scenario (SeaweedFS + PostgreSQL 15 + barman-cloud 3.19.1 on loopback)
-# and its extra layouts (scenario.sh extra),
-# runs the integration tests against it, then the disruptive ones (which stop
-# and restart SeaweedFS), and always tears the scenario down.
+# components), checks formatting, lints (clippy, shellcheck), the alert rules
+# and the manifests, then runs the tests in three tiers:
+#   1. plain `cargo test`: unit, fixture, docs and golden tests (no services);
+#   2. the tests marked `#[ignore = "needs the real stack: scripts/test.sh"]`,
+#      against the real scenario (SeaweedFS + PostgreSQL 15 + barman-cloud
+#      3.19.1 on loopback) and its extra layouts (scenario.sh extra);
+#   3. the disruptive ones among them (they stop and restart SeaweedFS), one
+#      at a time;
+# then a benchmark smoke run, and always tears the scenario down.
 #
 # Env: BCE_TEST_DIR  where to build the scenario (default: a fresh temp dir)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BCE_LOG_TAG=test
+BCE_LOG_TAG="test"
 source scripts/lib.sh
 
 started=$(date +%s)
@@ -30,17 +34,25 @@ step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 step "alert rules (promtool)"
 scripts/check-alerts.sh
+step "shellcheck"
+shellcheck -x -P SCRIPTDIR scripts/*.sh .ci/run
 step "manifests and dashboard packaging"
 scripts/check-deploy.sh
 step "building tests"
 cargo test --locked --no-run
 
+results="$(mktemp /tmp/bce-test-results.XXXXXX)"
+rc=0
+step "tier 1: cargo test (unit, fixture, docs and golden tests; no services)"
+cargo test --locked 2>&1 | tee -a "$results"
+
 dir="${BCE_TEST_DIR:-$(mktemp -d /tmp/bce-test.XXXXXX)}"
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local rc=$?
   scripts/scenario.sh down "$dir" || true
   if [[ -z "${BCE_TEST_DIR:-}" && $rc -eq 0 ]]; then rm -rf "$dir"; fi
-  exit $rc
+  exit "$rc"
 }
 trap cleanup EXIT
 step "building the real scenario in $dir"
@@ -49,12 +61,10 @@ step "building the extra layouts (FAILED/STARTED, keep, bzip2/zstd/snappy WAL, 6
 scripts/scenario.sh extra "$dir" >/dev/null
 export BCE_SCENARIO="$dir/scenario.json"
 
-results="$(mktemp /tmp/bce-test-results.XXXXXX)"
-rc=0
-step "unit and integration tests"
-cargo test --locked -- --skip disruptive_ 2>&1 | tee -a "$results"
-step "disruptive integration tests (stop and restart SeaweedFS)"
-cargo test --locked --tests -- disruptive_ --test-threads=1 2>&1 | tee -a "$results"
+step "tier 2: the real-stack tests (cargo test -- --ignored)"
+cargo test --locked -- --ignored --skip disruptive_ 2>&1 | tee -a "$results"
+step "tier 3: the disruptive real-stack tests (stop and restart SeaweedFS)"
+cargo test --locked --tests -- --ignored disruptive_ --test-threads=1 2>&1 | tee -a "$results"
 step "benchmark smoke run (scripts/bench.sh at small N, debug build; figures not meaningful)"
 BCE_BENCH_PROFILE=debug BCE_BENCH_DIR="$dir/bench" BCE_BENCH_LOAD_SECONDS=3 BCE_BENCH_ASSERT=1 \
   scripts/bench.sh 2000 >"$dir/bench.md" || { rc=1; log "benchmark smoke run failed"; }
@@ -66,4 +76,4 @@ scripts/scenario.sh down "$dir"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$results" || rc=$?
 rm -f "$results"
-exit $rc
+exit "$rc"

@@ -390,7 +390,17 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(get(st.clone(), "/healthz", None).await.0, StatusCode::OK);
-        st.store.targets[0].publish(|t| t.s3.record(Err(("connect", "x".into())), Default::default()));
+        st.store.targets[0].publish(|t| {
+            t.s3.record(
+                Err(crate::collector::Failure::S3(crate::source::s3::S3Error::List {
+                    bucket: "b".into(),
+                    prefix: "p/".into(),
+                    reason: crate::source::s3::S3ErrorReason::Connect,
+                    message: "refused".into(),
+                })),
+                Default::default(),
+            )
+        });
         assert_eq!(get(st.clone(), "/readyz", None).await.0, StatusCode::OK);
         let (_, _, json) = get(st.clone(), "/api/status", None).await;
         let v: Value = serde_json::from_str(&json).unwrap();

@@ -17,6 +17,7 @@
 //! * [`web_config`]: optional TLS and basic auth in front of the router (`--web.config.file`).
 
 pub mod catalog;
+pub mod collector;
 pub mod config;
 pub mod http;
 pub mod metrics;

@@ -901,7 +901,15 @@ targets:
         store.targets[0].publish(|t| {
             t.s3.record(Ok(summary), Duration::from_millis(1500));
             if let Some(pg) = &mut t.postgres {
-                pg.record(Err(("connect", "refused".into())), Duration::from_millis(3));
+                pg.record(
+                    Err(crate::collector::Failure::Postgres(
+                        crate::source::postgres::PgError::new(
+                            crate::source::postgres::PgErrorReason::Connect,
+                            "refused",
+                        ),
+                    )),
+                    Duration::from_millis(3),
+                );
             }
         });
         store

@@ -1,11 +1,14 @@
-//! Per-target collection loop: every `interval`, run the S3 walk and the
-//! PostgreSQL query concurrently under one hard deadline (`timeout`), then
-//! publish a new snapshot.
+//! Per-target collection loop: every `interval`, run the target's collectors
+//! ([`crate::collector`]: the S3 walk and, when configured, the PostgreSQL
+//! query) concurrently under one hard deadline (`timeout`), then publish a new
+//! snapshot.
 //!
 //! The deadline drops the collection futures, which aborts all their work
-//! (listings, GETs, the PostgreSQL connection task); nothing is detached. One
+//! (listings, GETs, the PostgreSQL connection task); nothing is detached. A
+//! failed collector keeps its last good values and is marked down. One
 //! target's failure or slowness never delays another target: each runs in its
-//! own task.
+//! own task. The loop is generic over the [`Collector`] seam, so its timing
+//! rules are unit-tested with paused tokio time and no endpoint.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +17,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::catalog::analysis::{AnalysisOptions, TargetSummary, summarize_target};
+use crate::collector::{Collector, Failure, PgCollector, S3Collection, S3Collector};
 use crate::config::Target;
-use crate::snapshot::TargetSlot;
-use crate::snapshot::unix_now;
-use crate::source::postgres::{ArchiverStatus, PgError, PgErrorReason, PgTarget};
-use crate::source::s3::{S3Source, WalkCache, WalkOptions, WalkStats};
-
-/// A collector outcome as recorded in the snapshot: data, or `(reason, message)`.
-type Outcome<T> = Result<T, (&'static str, String)>;
+use crate::snapshot::{TargetSlot, TargetSnapshot, unix_now};
+use crate::source::postgres::ArchiverStatus;
 
 /// How every target is collected (from the global configuration).
 #[derive(Debug, Clone, Copy)]
@@ -51,17 +49,32 @@ impl Settings {
 
 /// Collects one target forever (until `shutdown`), publishing into `slot`.
 pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Settings, shutdown: CancellationToken) {
-    let Settings {
-        interval,
-        timeout,
-        full_walk_interval,
-        list_concurrency,
-    } = settings;
-    // Built at the first cycle, and again at the next one while it fails (a
-    // `ca_file` not mounted yet); kept between cycles once built.
-    let mut client: Option<S3Source> = None;
-    // What the last successful walk saw; a failed or aborted walk leaves it as is.
-    let mut cache = WalkCache::default();
+    let pg = target.postgres.clone().map(|p| PgCollector::new(p, settings.timeout));
+    let s3 = S3Collector::new(
+        target,
+        slot.requests.clone(),
+        settings.full_walk_interval,
+        settings.list_concurrency,
+    );
+    run_loop(&slot, settings.interval, settings.timeout, s3, pg, shutdown).await;
+}
+
+/// The loop of [`run_target`] over any collectors: a cycle starts every
+/// `interval` (a cycle that overruns delays the next, it never overlaps it),
+/// runs both collectors concurrently until `timeout` after the cycle's start,
+/// and publishes both outcomes at once. Shutdown interrupts a cycle without
+/// publishing it.
+pub async fn run_loop<S, P>(
+    slot: &TargetSlot,
+    interval: Duration,
+    timeout: Duration,
+    mut s3: S,
+    mut pg: Option<P>,
+    shutdown: CancellationToken,
+) where
+    S: Collector<Data = S3Collection>,
+    P: Collector<Data = ArchiverStatus>,
+{
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -72,133 +85,90 @@ pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Setting
         let deadline = Instant::now() + timeout;
         // One "now" per cycle for the retention plan and the analysis.
         let now = unix_now();
-        let built = client.take();
-        let s3_run = async {
-            let start = Instant::now();
-            let s3 = match built {
-                Some(c) => Ok(c),
-                None => S3Source::new(&target, slot.requests.clone()).await,
-            };
-            let outcome: Outcome<(TargetSummary, WalkStats)> = match &s3 {
-                Err(e) => Err((e.reason().as_str(), e.to_string())),
-                Ok(source) => {
-                    let opts = WalkOptions {
-                        retention: target.retention(),
-                        now,
-                        full_walk_interval: full_walk_interval.as_secs_f64(),
-                        list_concurrency,
-                    };
-                    let sent = || slot.requests.snapshot().by_operation.values().sum::<u64>();
-                    let before = sent();
-                    match tokio::time::timeout_at(deadline, source.walk(opts, &cache)).await {
-                        Ok(Ok(mut walk)) => {
-                            walk.stats.requests = sent() - before;
-                            debug!(target_name = %slot.name, stats = ?walk.stats, "walk finished");
-                            cache = walk.cache;
-                            Ok((
-                                summarize_target(&walk.catalog, &analysis_options(&target, now)),
-                                walk.stats,
-                            ))
-                        }
-                        Ok(Err(e)) => Err((e.reason().as_str(), e.to_string())),
-                        Err(_) => Err(("timeout", format!("S3 walk did not finish within {}", fmt(timeout)))),
-                    }
+        let cycle = async {
+            let pg_run = async {
+                match pg.as_mut() {
+                    Some(p) => Some(run_one(p, now, deadline, timeout).await),
+                    None => None,
                 }
             };
-            (outcome, start.elapsed(), s3.ok())
+            tokio::join!(run_one(&mut s3, now, deadline, timeout), pg_run)
         };
-        let pg_run = async {
-            let pg = target.postgres.as_ref()?;
-            let start = Instant::now();
-            let outcome = match tokio::time::timeout_at(deadline, collect_postgres(pg, timeout)).await {
-                Ok(Ok(status)) => Ok(status),
-                Ok(Err(e)) => Err((e.reason.as_str(), e.message)),
-                Err(_) => Err((
-                    PgErrorReason::Timeout.as_str(),
-                    format!("PostgreSQL collection did not finish within {}", fmt(timeout)),
-                )),
-            };
-            Some((outcome, start.elapsed()))
-        };
-        let ((s3_outcome, s3_took, built), pg) = tokio::select! {
-            r = async { tokio::join!(s3_run, pg_run) } => r,
+        let (s3_run, pg_run) = tokio::select! {
+            r = cycle => r,
             () = shutdown.cancelled() => break,
         };
-        client = built;
-        log_outcome(&slot.name, "s3", &s3_outcome, s3_took);
-        if let Some((o, took)) = &pg {
-            log_outcome(&slot.name, "postgres", o, *took);
+        log_outcome(&slot.name, &s3_run);
+        if let Some(r) = &pg_run {
+            log_outcome(&slot.name, r);
         }
-        slot.publish(|snap| {
-            let s3_outcome = s3_outcome.map(|(summary, stats)| {
-                *snap
-                    .walks
-                    .entry(if stats.is_full() { "full" } else { "incremental" })
-                    .or_default() += 1;
-                snap.last_walk = Some(stats);
-                summary
-            });
-            snap.s3.record(s3_outcome, s3_took);
-            if let (Some(state), Some((o, took))) = (&mut snap.postgres, pg) {
-                state.record(o, took);
-            }
-        });
+        slot.publish(|snap| record(snap, s3_run, pg_run));
     }
     debug!(target_name = %slot.name, "collection loop stopped");
 }
 
-fn analysis_options(target: &Target, now: f64) -> AnalysisOptions<'_> {
-    AnalysisOptions {
-        servers: target.servers.as_deref(),
-        orphan_after: target.orphan_after.as_secs_f64(),
-        stuck_after: target.stuck_after.as_secs_f64(),
-        retention: target.retention_policy.is_some(),
-        now,
+/// One collector's attempt: its kind, its outcome and its wall time.
+pub struct Run<T> {
+    /// `collector` label value.
+    pub collector: &'static str,
+    /// Data, or why not.
+    pub outcome: Result<T, Failure>,
+    /// Wall time of the attempt (at most the time left to the deadline).
+    pub took: Duration,
+}
+
+/// Runs `c` once, until `deadline` at the latest: a collector that is still
+/// running then is dropped (its work aborted) and fails with
+/// [`Failure::Deadline`].
+pub async fn run_one<C: Collector>(c: &mut C, now: f64, deadline: Instant, timeout: Duration) -> Run<C::Data> {
+    let kind = c.kind();
+    let start = Instant::now();
+    let outcome = match tokio::time::timeout_at(deadline, c.collect(now)).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::Deadline {
+            collector: kind,
+            after: timeout,
+        }),
+    };
+    Run {
+        collector: kind.as_str(),
+        outcome,
+        took: start.elapsed(),
     }
 }
 
-/// One PostgreSQL collection; the server cancels our statements after
-/// `timeout` too, so a hung query does not outlive the deadline there.
-async fn collect_postgres(pg: &crate::config::Postgres, timeout: Duration) -> Result<ArchiverStatus, PgError> {
-    let url = match (&pg.url, &pg.url_file) {
-        (Some(url), _) => url.expose().to_string(),
-        (None, Some(path)) => tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| PgError {
-                reason: PgErrorReason::Config,
-                message: format!("postgres url_file {}: {e}", path.display()),
-            })?
-            .trim()
-            .to_string(),
-        (None, None) => {
-            return Err(PgError {
-                reason: PgErrorReason::Config,
-                message: "postgres: neither url nor url_file".into(),
-            });
-        }
-    };
-    PgTarget::parse(&url)?.with_statement_timeout(timeout).collect().await
+/// Applies one cycle's outcomes to the next snapshot: a success replaces the
+/// collector's last good values (and counts the walk by kind), a failure
+/// keeps them and counts its reason.
+pub fn record(snap: &mut TargetSnapshot, s3: Run<S3Collection>, pg: Option<Run<ArchiverStatus>>) {
+    let outcome = s3.outcome.map(|c| {
+        *snap
+            .walks
+            .entry(if c.stats.is_full() { "full" } else { "incremental" })
+            .or_default() += 1;
+        snap.last_walk = Some(c.stats);
+        c.summary
+    });
+    snap.s3.record(outcome, s3.took);
+    if let (Some(state), Some(run)) = (&mut snap.postgres, pg) {
+        state.record(run.outcome, run.took);
+    }
 }
 
-fn log_outcome<T>(target: &str, collector: &str, outcome: &Outcome<T>, took: Duration) {
-    match outcome {
-        Ok(_) => info!(
+fn log_outcome<T>(target: &str, run: &Run<T>) {
+    let (collector, seconds) = (run.collector, run.took.as_secs_f64());
+    match &run.outcome {
+        Ok(_) => info!(target_name = target, collector, seconds, "collection succeeded"),
+        Err(e) => warn!(
             target_name = target,
             collector,
-            seconds = took.as_secs_f64(),
-            "collection succeeded"
-        ),
-        Err((reason, message)) => warn!(
-            target_name = target,
-            collector,
-            reason,
-            error = %message,
-            seconds = took.as_secs_f64(),
+            reason = e.reason(),
+            error = %e,
+            seconds,
             "collection failed; keeping the last good values"
         ),
     }
 }
 
-fn fmt(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
-}
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::catalog::analysis::TargetSummary;
+use crate::collector::Failure;
 use crate::config::{Config, Target};
 use crate::source::postgres::ArchiverStatus;
 use crate::source::s3::{RequestCounter, WalkStats};
@@ -52,9 +53,10 @@ impl<T> Default for CollectorState<T> {
 }
 
 impl<T> CollectorState<T> {
-    /// Records an attempt's outcome: `Ok(data)` replaces `last_good`, `Err((reason, message))`
-    /// keeps it and counts the error. `duration` is the attempt's wall time.
-    pub fn record(&mut self, outcome: Result<T, (&'static str, String)>, duration: Duration) {
+    /// Records an attempt's outcome: `Ok(data)` replaces `last_good`, a
+    /// [`Failure`] keeps it and counts its [`Failure::reason`]. `duration` is
+    /// the attempt's wall time.
+    pub fn record(&mut self, outcome: Result<T, Failure>, duration: Duration) {
         let now = unix_now();
         self.attempts += 1;
         self.last_duration = Some(duration.as_secs_f64());
@@ -64,11 +66,11 @@ impl<T> CollectorState<T> {
                 self.up = true;
                 self.last_success = Some(now);
             }
-            Err((reason, message)) => {
+            Err(failure) => {
                 self.up = false;
-                self.last_error = Some(message);
+                self.last_error = Some(failure.to_string());
                 self.last_error_time = Some(now);
-                *self.errors.entry(reason).or_default() += 1;
+                *self.errors.entry(failure.reason()).or_default() += 1;
             }
         }
     }

@@ -314,6 +314,7 @@ fn expected_from_layout(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn prometheus_and_alertmanager_fire_the_bundled_alerts_on_a_real_scenario() {
     let sc = Scenario::load();
     let scenario_json: serde_json::Value =

@@ -215,6 +215,7 @@ async fn scrape(exporter: &Exporter) -> (Vec<Sample>, serde_json::Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn every_extra_layout_agrees_with_barman() {
     let sc = Scenario::load();
     let x = extra(&sc);
@@ -324,6 +325,7 @@ async fn every_extra_layout_agrees_with_barman() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn retention_with_failed_started_and_keep_equals_barman_dry_run() {
     let sc = Scenario::load();
     let x = extra(&sc);

@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::{Exporter, Scenario, copy_server, exporter_yaml, samples, segments, segno, value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn continuity_leftovers_and_archiver_cross_check_on_a_promoted_cluster() {
     let sc = Scenario::load();
     let exporter = Exporter::start(|dir| {
@@ -150,6 +151,7 @@ async fn continuity_leftovers_and_archiver_cross_check_on_a_promoted_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn a_deleted_segment_is_a_gap_and_breaks_older_backups() {
     let sc = Scenario::load();
     let dest_prefix = "copies/gap/";
@@ -193,6 +195,7 @@ async fn a_deleted_segment_is_a_gap_and_breaks_older_backups() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
     let sc = Scenario::load();
     let dest_prefix = "copies/retention/";
@@ -304,6 +307,7 @@ async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn backup_dirs_without_a_readable_backup_info_are_counted_and_block_retention() {
     let sc = Scenario::load();
     let dest_prefix = "copies/unreadable/";
@@ -387,6 +391,7 @@ async fn backup_dirs_without_a_readable_backup_info_are_counted_and_block_retent
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn leftovers_after_a_real_redundancy_1_deletion_match_the_bucket() {
     let sc = Scenario::load();
     let dest_prefix = "copies/redundancy/";
@@ -430,6 +435,7 @@ async fn leftovers_after_a_real_redundancy_1_deletion_match_the_bucket() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn two_clusters_under_one_server_name_show_two_systems() {
     let sc = Scenario::load();
     let dest_prefix = "copies/mixed/";

@@ -289,6 +289,7 @@ fn states_layout(sc: &Scenario) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn every_query_parses_and_selects_only_emitted_metrics() {
     let sc = Scenario::load();
     let (states_dest, states_server) = states_layout(&sc);

@@ -10,6 +10,7 @@ use std::time::Duration;
 use barman_cloud_exporter::catalog::analysis::summarize_target;
 use barman_cloud_exporter::catalog::backup_info::BackupInfo;
 use barman_cloud_exporter::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog};
+use barman_cloud_exporter::collector::{CollectorKind, Failure};
 use barman_cloud_exporter::config::Config;
 use barman_cloud_exporter::metrics::render_openmetrics;
 use barman_cloud_exporter::snapshot::Store;
@@ -77,7 +78,13 @@ targets:
         },
     );
     store.targets[0].publish(|t| {
-        t.s3.record(Err(("timeout", "x".into())), Duration::from_secs(1));
+        t.s3.record(
+            Err(Failure::Deadline {
+                collector: CollectorKind::S3,
+                after: Duration::from_secs(1),
+            }),
+            Duration::from_secs(1),
+        );
         t.s3.record(Ok(summary), Duration::from_secs(1));
         t.walks.insert("full", 1);
         let pg = t.postgres.as_mut().unwrap();

@@ -35,6 +35,7 @@ fn kind_of(rest: &str) -> &'static str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn s3_metrics_equal_barman_and_a_direct_listing() {
     let sc = Scenario::load();
     // Read-only credentials (Read + List): the walk must need nothing more.
@@ -302,6 +303,7 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn postgres_metrics_equal_pg_stat_archiver() {
     let sc = Scenario::load();
     let (client, conn) = tokio_postgres::connect(&sc.postgres.superuser_url, tokio_postgres::NoTls)
@@ -360,6 +362,7 @@ async fn postgres_metrics_equal_pg_stat_archiver() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn unreachable_postgres_is_counted_and_does_not_hide_s3() {
     let sc = Scenario::load();
     let port = {

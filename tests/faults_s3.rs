@@ -252,6 +252,7 @@ async fn run(cases: Vec<(&str, Mode, &str)>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn s3_error_answers_keep_the_last_good_values() {
     run(vec![
         ("HTTP 500 InternalError", Mode::InternalError, "server_error"),
@@ -268,6 +269,7 @@ async fn s3_error_answers_keep_the_last_good_values() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn s3_broken_transport_keeps_the_last_good_values() {
     run(vec![
         (

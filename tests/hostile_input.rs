@@ -243,6 +243,7 @@ fn unix(y: i32, m: u32, d: u32, h: u32) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn malformed_and_oversized_backup_info_are_unreadable_with_bounded_memory() {
     let sc = Scenario::load();
     let client = sc.s3_client().await;
@@ -423,6 +424,7 @@ fn junk_key(i: usize) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn ten_thousand_junk_wal_keys_are_counted_as_other() {
     let sc = Scenario::load();
     let client = sc.s3_client().await;
@@ -531,6 +533,7 @@ async fn ten_thousand_junk_wal_keys_are_counted_as_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn odd_characters_in_server_backup_and_wal_names() {
     let sc = Scenario::load();
     let client = sc.s3_client().await;
@@ -621,6 +624,7 @@ async fn odd_characters_in_server_backup_and_wal_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn a_segment_stored_both_plain_and_gzipped_counts_twice() {
     let sc = Scenario::load();
     let client = sc.s3_client().await;
@@ -676,6 +680,7 @@ async fn a_segment_stored_both_plain_and_gzipped_counts_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn empty_bucket_missing_path_and_missing_bucket() {
     let sc = Scenario::load();
     let client = sc.s3_client().await;

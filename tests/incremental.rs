@@ -117,6 +117,7 @@ async fn get(sc: &Scenario, key: &str) -> Vec<u8> {
 }
 
 #[tokio::test]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn incremental_walk_equals_full_walk_through_real_changes() {
     let sc = Scenario::load();
     let tmp = tempfile::tempdir().unwrap();

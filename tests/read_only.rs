@@ -59,6 +59,7 @@ fn last_success(body: &str) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn every_s3_request_is_a_read() {
     let sc = Scenario::load();
     let proxy = FaultProxy::start(&sc.s3.endpoint).await;

@@ -67,6 +67,7 @@ fn seaweed(sc: &Scenario, action: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn disruptive_s3_outage_keeps_last_good_values_and_recovers() {
     let sc = Scenario::load();
     let dir = tempfile::tempdir().unwrap();

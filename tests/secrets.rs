@@ -231,6 +231,7 @@ fn assert_no_secret(secrets: &Secrets, what: &str, text: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn no_secret_in_logs_pages_or_errors() {
     let sc = Scenario::load();
     let dir = tempfile::tempdir().unwrap();

@@ -140,6 +140,7 @@ fn s3_errors(s: &[common::Sample], reason: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn s3_over_https_needs_the_ca_file() {
     let sc = Scenario::load();
     // The S3 certificate names only "localhost", not 127.0.0.1.
@@ -237,6 +238,7 @@ async fn pg(url: &str) -> Result<(), (PgErrorReason, String)> {
 }
 
 #[tokio::test]
+#[ignore = "needs the real stack: scripts/test.sh"]
 async fn postgres_sslmodes_against_a_real_tls_server() {
     let servers = TlsServers::new(&["localhost"]);
     let (port, pw) = servers.start_pg();

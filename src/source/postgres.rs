@@ -92,7 +92,8 @@ pub struct PgError {
 }
 
 impl PgError {
-    fn new(reason: PgErrorReason, message: impl Into<String>) -> Self {
+    /// An error of `reason` with `message` (which must hold no credential).
+    pub fn new(reason: PgErrorReason, message: impl Into<String>) -> Self {
         Self {
             reason,
             message: message.into(),
