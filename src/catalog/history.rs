@@ -5,6 +5,13 @@
 //! timeline T lists T's whole ancestry, oldest first: timeline `parent` was
 //! left for the next one at `switch_lsn`.
 
+use super::compression::{Codec, decompress};
+
+/// The largest `.history` file read, in bytes after decompression (as
+/// [`super::backup_info::MAX_BACKUP_INFO_BYTES`]; a real one is a line per
+/// timeline switch).
+pub const MAX_HISTORY_BYTES: u64 = super::backup_info::MAX_BACKUP_INFO_BYTES;
+
 /// One line of a history file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryEntry {
@@ -37,9 +44,52 @@ pub fn parse(text: &str) -> Option<Vec<HistoryEntry>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// Reads a `.history` object as fetched: `key` (its name, ending in
+/// `.history` or `.history.<codec>`) picks the decompression
+/// ([`super::compression`]), bounded to [`MAX_HISTORY_BYTES`], then the text
+/// is parsed. `None` when the codec is unknown, the content does not decode,
+/// is larger than the bound (a compression bomb), is not UTF-8 or holds no
+/// entry: the walk counts the file as unreadable.
+pub fn read(key: &str, body: &[u8]) -> Option<Vec<HistoryEntry>> {
+    let codec = Codec::of_key(key, "history")?;
+    let bytes = decompress(codec, body, MAX_HISTORY_BYTES).ok()?;
+    parse(std::str::from_utf8(&bytes).ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::compression::tests::{ALL, compress};
+
+    #[test]
+    fn reads_history_in_every_barman_compression_and_refuses_bombs() {
+        let text = "1\t0/70000A0\tno recovery target specified\n";
+        let want = parse(text).unwrap();
+        let suffix = |c: Codec| match c {
+            Codec::Plain => "",
+            Codec::Gzip => ".gz",
+            Codec::Bzip2 => ".bz2",
+            Codec::Xz => ".xz",
+            Codec::Snappy => ".snappy",
+            Codec::Zstd => ".zst",
+            Codec::Lz4 => ".lz4",
+        };
+        // A valid first line, then 2 MiB of spaces: over the bound.
+        let mut bomb = text.as_bytes().to_vec();
+        bomb.resize(2 << 20, b' ');
+        for codec in ALL {
+            let key = format!("00000002.history{}", suffix(codec));
+            assert_eq!(
+                read(&key, &compress(codec, text.as_bytes())),
+                Some(want.clone()),
+                "{key}"
+            );
+            assert_eq!(read(&key, &compress(codec, &bomb)), None, "{key}");
+        }
+        assert_eq!(read("00000002.history.gz", b"not gzip"), None);
+        assert_eq!(read("00000002.history.rar", text.as_bytes()), None);
+        assert_eq!(read("00000002.history", b"caf\xe9 1\t0/1\n"), None);
+    }
 
     #[test]
     fn parses_real_and_commented_history() {

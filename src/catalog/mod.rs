@@ -7,9 +7,11 @@
 
 pub mod analysis;
 pub mod backup_info;
+pub mod compression;
 pub mod continuity;
 pub mod history;
 pub mod key;
+pub mod listing;
 pub mod retention;
 pub mod wal;
 

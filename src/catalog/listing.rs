@@ -1,0 +1,402 @@
+//! The incremental WAL listing: which `wals/` directories a walk lists, how
+//! they are grouped into range listings, and how the listed directories are
+//! combined with the aggregates the previous walk left. Pure; the walk
+//! ([`crate::source::walk`]) does the I/O.
+//!
+//! Why it is safe: WAL keys sort lexicographically and PostgreSQL only
+//! appends, so a directory that is no longer written into changes only by
+//! retention, which changes the backup set (and so the [`WalRules`]) first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::WalTotals;
+use super::retention::WalRules;
+
+/// What a walk remembers of one server's `wals/` directories for the next.
+#[derive(Debug, Clone, Default)]
+pub struct DirCache {
+    /// The retention rules the directory aggregates were computed with.
+    pub rules: WalRules,
+    /// Aggregates per `wals/<dir>/` (the directory name without slashes).
+    pub dirs: BTreeMap<String, Arc<WalTotals>>,
+    /// When every directory was last listed, Unix seconds.
+    pub full_at: f64,
+    /// False when the last full walk found older directories changed, so the
+    /// next walk is full too.
+    pub settled: bool,
+    /// The directories that were active then ([`WalListing::active`]): they
+    /// may have been filled after they were listed, so they are listed again.
+    pub active: BTreeSet<String>,
+}
+
+/// Which WAL directories a walk lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalListing {
+    /// Every directory is listed.
+    pub full: bool,
+    /// The directories to list (names under `wals/`, without slashes).
+    pub list: Vec<String>,
+    /// Directories PostgreSQL may still be writing into: the newest of the two
+    /// newest timelines (a promote archives the old timeline's `.partial`).
+    /// A change there is expected and does not unsettle a full walk.
+    pub active: BTreeSet<String>,
+    /// A directory of the previous walk is gone (retention ran).
+    pub removed: bool,
+}
+
+/// A run of consecutive `wals/` directories listed together, and the
+/// directory just before it in the delimiter listing (where its range
+/// listing starts after).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The directory before the first one, `None` at the start of `wals/`.
+    pub after: Option<String>,
+    /// The directories, in listing order.
+    pub dirs: Vec<String>,
+}
+
+/// Groups the directories to list into chunks for concurrent listings:
+/// runs of directories consecutive in `all` (the `wals/` delimiter listing's
+/// order), each cut into pieces of at most `ceil(list / concurrency)`
+/// directories, so a cold walk makes about `concurrency` range listings of
+/// full pages and an incremental one a listing per active directory.
+pub fn listing_chunks(all: &[String], list: &[String], concurrency: usize) -> Vec<Chunk> {
+    let wanted: BTreeSet<&String> = list.iter().collect();
+    let size = list.len().div_ceil(concurrency.max(1)).max(1);
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut run: Vec<String> = Vec::new();
+    let mut after: Option<&String> = None;
+    for d in all {
+        if wanted.contains(d) {
+            run.push(d.clone());
+            if run.len() == size {
+                chunks.push(Chunk {
+                    after: after.cloned(),
+                    dirs: std::mem::take(&mut run),
+                });
+                after = Some(d);
+            }
+        } else {
+            if !run.is_empty() {
+                chunks.push(Chunk {
+                    after: after.cloned(),
+                    dirs: std::mem::take(&mut run),
+                });
+            }
+            after = Some(d);
+        }
+    }
+    if !run.is_empty() {
+        chunks.push(Chunk {
+            after: after.cloned(),
+            dirs: run,
+        });
+    }
+    chunks
+}
+
+/// Decides which WAL directories to list, given the previous walk of the
+/// server (`None`: cold start), the directories listed now under `wals/` (in
+/// listing order), the retention rules planned now, now (Unix seconds) and
+/// `full_walk_interval` (seconds; 0 makes every walk full).
+///
+/// The walk is full (every directory) on a cold start, when the rules differ
+/// from those the cached aggregates were computed with (the backup set
+/// changed, or a RECOVERY WINDOW moved), when a directory disappeared
+/// (retention deleted it), when the previous full walk was not settled, or
+/// when `full_walk_interval` has passed since the last full walk. Otherwise it
+/// lists the new directories, the active ones and those active in the
+/// previous walk (which may have been filled since).
+pub fn plan_wal_listing(
+    prev: Option<&DirCache>,
+    dirs: &[String],
+    rules: &WalRules,
+    now: f64,
+    full_walk_interval: f64,
+) -> WalListing {
+    let mut newest: BTreeMap<u32, &String> = BTreeMap::new();
+    for d in dirs {
+        if let Some((tli, _)) = super::key::wal_dir(&format!("{d}/")) {
+            let e = newest.entry(tli).or_insert(d);
+            if d > *e {
+                *e = d;
+            }
+        }
+    }
+    let active: BTreeSet<String> = newest.values().rev().take(2).map(|d| (*d).clone()).collect();
+    let present: BTreeSet<&String> = dirs.iter().collect();
+    let removed = prev.is_some_and(|p| p.dirs.keys().any(|d| !present.contains(d)));
+    let full = match prev {
+        None => true,
+        Some(p) => p.rules != *rules || removed || !p.settled || now - p.full_at >= full_walk_interval,
+    };
+    let list = dirs
+        .iter()
+        .filter(|d| {
+            full || active.contains(*d) || prev.is_none_or(|p| p.active.contains(*d) || !p.dirs.contains_key(*d))
+        })
+        .cloned()
+        .collect();
+    WalListing {
+        full,
+        list,
+        active,
+        removed,
+    }
+}
+
+/// The outcome of [`combine`].
+#[derive(Debug, Clone)]
+pub struct Combined {
+    /// What the next walk may reuse.
+    pub cache: DirCache,
+    /// Directories listed now (those of the plan, an emptied one included).
+    pub listed: u64,
+    /// Directories whose previous aggregates were reused unlisted.
+    pub reused: u64,
+}
+
+/// Combines the directories listed now (`listed`, aggregates accounted with
+/// `rules`) with the previous walk's aggregates of the others, in the order of
+/// `all` (the directories of the `wals/` delimiter listing), merging every
+/// directory's aggregates into `into`. `now` is Unix seconds.
+///
+/// A directory of the plan that the listing did not return was emptied in
+/// between and counts as listed and empty. A full walk that finds an old
+/// directory (not active now nor in the previous walk) changed, or one
+/// removed, is not settled: the next walk is full again.
+pub fn combine(
+    prev: Option<&DirCache>,
+    plan: WalListing,
+    all: Vec<String>,
+    mut listed: BTreeMap<String, WalTotals>,
+    rules: &WalRules,
+    now: f64,
+    into: &mut WalTotals,
+) -> Combined {
+    for d in &plan.list {
+        listed.entry(d.clone()).or_default();
+    }
+    let listed_count = listed.len() as u64;
+    let mut reused = 0;
+    let mut changed = plan.removed;
+    let mut dirs = BTreeMap::new();
+    for d in all {
+        let totals = match listed.remove(&d) {
+            Some(t) => {
+                let old = prev.and_then(|p| p.dirs.get(&d));
+                let expected = plan.active.contains(&d) || prev.is_some_and(|p| p.active.contains(&d));
+                if plan.full && !expected && old.is_some_and(|o| !o.same_objects(&t)) {
+                    changed = true;
+                }
+                Arc::new(t)
+            }
+            None => match prev.and_then(|p| p.dirs.get(&d)) {
+                Some(t) => {
+                    reused += 1;
+                    t.clone()
+                }
+                // Unreachable: a directory not listed now was in the previous cache.
+                None => Arc::new(WalTotals::default()),
+            },
+        };
+        into.merge(&totals);
+        dirs.insert(d, totals);
+    }
+    let cache = DirCache {
+        rules: rules.clone(),
+        dirs,
+        full_at: if plan.full {
+            now
+        } else {
+            prev.map_or(now, |p| p.full_at)
+        },
+        // A full walk that found old directories changed (retention deleting
+        // WAL, or WAL written into an old directory) is repeated next cycle,
+        // until the bucket is seen to be settled.
+        settled: !(plan.full && prev.is_some() && changed),
+        active: plan.active,
+    };
+    Combined {
+        cache,
+        listed: listed_count,
+        reused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::retention::BackupMeta;
+
+    fn dirs(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn plan(prev: Option<&DirCache>, names: &[String], rules: &WalRules, now: f64) -> WalListing {
+        plan_wal_listing(prev, names, rules, now, 100.0)
+    }
+
+    fn cache(names: &[&str], full_at: f64) -> DirCache {
+        DirCache {
+            dirs: names
+                .iter()
+                .map(|d| (d.to_string(), Arc::new(WalTotals::default())))
+                .collect(),
+            full_at,
+            settled: true,
+            // As the walk that listed `names` leaves it.
+            active: plan(None, &dirs(names), &WalRules::default(), 0.0).active,
+            ..Default::default()
+        }
+    }
+
+    /// Aggregates of one segment `name` in directory `dir`.
+    fn one_segment(dir: &str, name: &str) -> WalTotals {
+        let mut t = WalTotals::default();
+        t.add(&format!("{dir}/{name}"), 16, Some(1.0), &WalRules::default());
+        t
+    }
+
+    const OLD: [&str; 5] = [
+        "0000000100000000",
+        "0000000100000001",
+        "0000000200000001",
+        "0000000300000001",
+        "0000000300000002",
+    ];
+
+    #[test]
+    fn chunks_are_runs_of_consecutive_directories() {
+        let all = dirs(&["a", "b", "c", "d", "e", "f", "g"]);
+        let chunk = |after: Option<&str>, d: &[&str]| Chunk {
+            after: after.map(String::from),
+            dirs: dirs(d),
+        };
+        assert_eq!(
+            listing_chunks(&all, &all, 3),
+            vec![
+                chunk(None, &["a", "b", "c"]),
+                chunk(Some("c"), &["d", "e", "f"]),
+                chunk(Some("f"), &["g"])
+            ]
+        );
+        assert_eq!(
+            listing_chunks(&all, &dirs(&["a", "b", "d", "g"]), 2),
+            vec![
+                chunk(None, &["a", "b"]),
+                chunk(Some("c"), &["d"]),
+                chunk(Some("f"), &["g"])
+            ]
+        );
+        assert_eq!(listing_chunks(&all, &all, 100).len(), 7);
+        assert!(listing_chunks(&all, &[], 4).is_empty());
+    }
+
+    #[test]
+    fn cold_start_lists_everything() {
+        let p = plan(None, &dirs(&OLD), &WalRules::default(), 0.0);
+        assert!(p.full);
+        assert_eq!(p.list, dirs(&OLD));
+    }
+
+    #[test]
+    fn steady_state_lists_the_newest_directory_of_the_two_newest_timelines() {
+        let prev = cache(&OLD, 0.0);
+        let p = plan(Some(&prev), &dirs(&OLD), &WalRules::default(), 50.0);
+        assert!(!p.full);
+        assert_eq!(p.list, dirs(&["0000000200000001", "0000000300000002"]));
+        // A new directory is listed as well; junk directories only when new.
+        let mut now = dirs(&OLD);
+        now.extend(dirs(&["0000000300000003", "junk"]));
+        let p = plan(Some(&prev), &now, &WalRules::default(), 50.0);
+        assert_eq!(
+            p.list,
+            dirs(&["0000000200000001", "0000000300000002", "0000000300000003", "junk"])
+        );
+        assert_eq!(
+            p.active,
+            ["0000000200000001", "0000000300000003"].map(String::from).into()
+        );
+    }
+
+    #[test]
+    fn full_walk_when_anything_suggests_old_directories_changed() {
+        let prev = cache(&OLD, 0.0);
+        // The periodic reconcile.
+        assert!(plan(Some(&prev), &dirs(&OLD), &WalRules::default(), 100.0).full);
+        // A directory disappeared (retention deleted it).
+        let p = plan(Some(&prev), &dirs(&OLD[1..]), &WalRules::default(), 1.0);
+        assert!(p.full && p.removed);
+        // The retention plan changed (a backup was added, deleted or aged out).
+        let meta = BackupMeta {
+            id: "20250101T000000".into(),
+            done: true,
+            status_done: true,
+            timeline: Some(1),
+            begin_wal: crate::catalog::wal::SegmentName::parse("000000010000000000000004"),
+            end_wal: crate::catalog::wal::SegmentName::parse("000000010000000000000004"),
+            end_time: Some(0.0),
+            keep: None,
+        };
+        let rules = WalRules::plan(&[meta], None, 1.0, false);
+        assert!(plan(Some(&prev), &dirs(&OLD), &rules, 1.0).full);
+        // The last full walk was not settled.
+        let unsettled = DirCache {
+            settled: false,
+            ..cache(&OLD, 0.0)
+        };
+        assert!(plan(Some(&unsettled), &dirs(&OLD), &WalRules::default(), 1.0).full);
+        // full_walk_interval 0: every walk is full.
+        assert!(plan_wal_listing(Some(&prev), &dirs(&OLD), &WalRules::default(), 0.0, 0.0).full);
+    }
+
+    #[test]
+    fn combine_reuses_unlisted_directories_and_merges_in_order() {
+        let all = dirs(&["0000000100000000", "0000000100000001"]);
+        let rules = WalRules::default();
+        let cold = plan(None, &all, &rules, 10.0);
+        let listed: BTreeMap<String, WalTotals> = [
+            ("0000000100000000", "000000010000000000000001"),
+            ("0000000100000001", "000000010000000100000000"),
+        ]
+        .into_iter()
+        .map(|(d, s)| (d.to_string(), one_segment(d, s)))
+        .collect();
+        let mut first = WalTotals::default();
+        let c = combine(None, cold, all.clone(), listed, &rules, 10.0, &mut first);
+        assert_eq!((c.listed, c.reused), (2, 0));
+        assert!(c.cache.settled && c.cache.full_at == 10.0);
+        assert_eq!(first.by_kind[0].objects, 2);
+
+        // Incremental: only the active directory is listed, and it grew.
+        let inc = plan(Some(&c.cache), &all, &rules, 20.0);
+        assert!(!inc.full);
+        assert_eq!(inc.list, dirs(&["0000000100000001"]));
+        let mut grown = one_segment("0000000100000001", "000000010000000100000000");
+        grown.add("0000000100000001/000000010000000100000001", 16, Some(2.0), &rules);
+        let listed = [("0000000100000001".to_string(), grown)].into();
+        let mut second = WalTotals::default();
+        let c2 = combine(Some(&c.cache), inc, all.clone(), listed, &rules, 20.0, &mut second);
+        assert_eq!((c2.listed, c2.reused), (1, 1));
+        assert_eq!(second.by_kind[0].objects, 3);
+        assert_eq!(
+            c2.cache.full_at, 10.0,
+            "an incremental walk keeps the last full walk's time"
+        );
+        assert!(Arc::ptr_eq(
+            &c2.cache.dirs["0000000100000000"],
+            &c.cache.dirs["0000000100000000"]
+        ));
+
+        // A planned directory the range listing did not return was emptied.
+        let full = plan_wal_listing(Some(&c2.cache), &all, &rules, 30.0, 0.0);
+        let mut third = WalTotals::default();
+        let c3 = combine(Some(&c2.cache), full, all, BTreeMap::new(), &rules, 30.0, &mut third);
+        assert_eq!((c3.listed, c3.reused), (2, 0));
+        assert_eq!(third.by_kind[0].objects, 0);
+        // The old directory changed during a full walk: not settled.
+        assert!(!c3.cache.settled);
+    }
+}

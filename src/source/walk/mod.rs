@@ -1,0 +1,586 @@
+//! The catalog walk of one destination path, on any [`ObjectStore`]:
+//! listings and small GETs, read-only, provider-neutral.
+//!
+//! Per target: one delimiter listing of the destination path finds the server
+//! prefixes; per server ([`ServerWalker`]), in this order:
+//!
+//! 1. a recursive listing of `base/`: backup directories, their sizes, whether
+//!    each has a `backup.info` and a keep annotation;
+//! 2. one bounded GET per new or changed `backup.info` and keep annotation,
+//!    after which the retention rules are known;
+//! 3. a delimiter listing of `wals/`: its root objects (`.history` files,
+//!    strays) and its directory names;
+//! 4. range listings of the WAL directories the incremental plan picks
+//!    ([`crate::catalog::listing`]), every key classified and aggregated as the
+//!    pages stream by (memory does not grow with the number of WAL objects),
+//!    the other directories' previous aggregates reused;
+//! 5. one bounded GET per new or changed `.history` file, decompressed with a
+//!    bound too ([`crate::catalog::history::read`]).
+
+mod cache;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::sync::Semaphore;
+
+use cache::{Cached, ObjectId};
+pub use cache::{ServerCache, WalkCache};
+
+use crate::catalog::backup_info::{BackupInfo, BackupStatus, MAX_BACKUP_INFO_BYTES};
+use crate::catalog::history::{self, HistoryEntry};
+use crate::catalog::key::{BaseObject, classify_base, is_backup_tar};
+use crate::catalog::listing::{Chunk, combine, listing_chunks, plan_wal_listing};
+use crate::catalog::retention::{BackupMeta, Keep, RetentionPolicy, WalRules};
+use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalTotals};
+use crate::source::store::{Listing, ObjectStore};
+
+/// What a walk needs besides the bucket: the retention policy to simulate, the
+/// time to simulate it at, and how to list.
+#[derive(Debug, Clone, Copy)]
+pub struct WalkOptions {
+    /// The target's `retention_policy`.
+    pub retention: Option<RetentionPolicy>,
+    /// Now, Unix seconds.
+    pub now: f64,
+    /// Seconds after which every WAL directory is re-listed anyway
+    /// (`full_walk_interval`); 0 makes every walk full.
+    pub full_walk_interval: f64,
+    /// WAL directory listings in flight at once per target, all its server
+    /// prefixes together (`list_concurrency`): each holds one page of up to
+    /// 1,000 keys in memory, so this bounds the walk's peak memory.
+    pub list_concurrency: usize,
+}
+
+/// The result of [`walk`].
+#[derive(Debug)]
+pub struct Walk {
+    /// What the bucket holds.
+    pub catalog: TargetCatalog,
+    /// What the next walk may reuse.
+    pub cache: WalkCache,
+    /// How much was listed, fetched and reused.
+    pub stats: WalkStats,
+}
+
+/// Counts of one walk's work, summed over servers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WalkStats {
+    /// Servers whose WAL directories were all listed.
+    pub full_servers: u64,
+    /// Servers walked incrementally.
+    pub incremental_servers: u64,
+    /// WAL directories listed.
+    pub listed_dirs: u64,
+    /// WAL directories whose previous aggregates were reused unlisted.
+    pub reused_dirs: u64,
+    /// `backup.info`, keep annotations and `.history` objects not fetched
+    /// again because their ETag and size were unchanged.
+    pub reused_objects: u64,
+    /// HTTP requests the walk sent to S3, retries included (filled in by the
+    /// scheduler from the target's request counter).
+    pub requests: u64,
+}
+
+impl WalkStats {
+    fn add(&mut self, o: &WalkStats) {
+        self.full_servers += o.full_servers;
+        self.incremental_servers += o.incremental_servers;
+        self.listed_dirs += o.listed_dirs;
+        self.reused_dirs += o.reused_dirs;
+        self.reused_objects += o.reused_objects;
+        self.requests += o.requests;
+    }
+
+    /// True when every server's WAL directories were all listed (or there
+    /// were no servers): the `kind="full"` of `barman_cloud_s3_walks_total`.
+    pub fn is_full(&self) -> bool {
+        self.incremental_servers == 0
+    }
+}
+
+/// How many server prefixes are walked at once per target.
+const SERVER_CONCURRENCY: usize = 4;
+/// How many `backup.info` GETs are in flight at once per server.
+const GET_CONCURRENCY: usize = 8;
+
+/// Walks the destination path `prefix` (empty, or ending with `/`) of
+/// `store`, reusing what `prev` (the previous successful walk's cache; empty
+/// for a cold start) says cannot have changed. Returns the catalog and the
+/// cache for the next walk.
+///
+/// Per server: `base/` is listed and only new or changed `backup.info`,
+/// keep annotations and `.history` files are fetched (an object whose ETag
+/// and size are unchanged is not fetched again; STARTED backups are always
+/// re-read). `wals/` is listed with a delimiter to find its directories;
+/// a full walk lists every directory, `opts.list_concurrency` at once
+/// across all servers of the target; an incremental walk lists only new
+/// directories and the newest directory of the two newest timelines, and
+/// reuses the previous aggregates of the rest. See [`plan_wal_listing`] for
+/// when a walk is full.
+///
+/// # Errors
+/// Any failed listing, and GETs that fail for network or server reasons,
+/// fail the walk: a partial catalog is never returned. A `backup.info`
+/// that is refused (4xx), too large or malformed only marks that backup
+/// unreadable; a `.history` file that is refused, too large, does not
+/// decompress within its bound or does not parse is counted unreadable.
+pub async fn walk<S: ObjectStore>(
+    store: &S,
+    prefix: &str,
+    opts: WalkOptions,
+    prev: &WalkCache,
+) -> Result<Walk, S::Error> {
+    let mut catalog = TargetCatalog::default();
+    let mut candidates = Vec::new();
+    store
+        .list(Listing::one_level(prefix), |page| {
+            for p in &page.prefixes {
+                if let Some(name) = p.strip_prefix(prefix).and_then(|n| n.strip_suffix('/'))
+                    && !name.is_empty()
+                {
+                    candidates.push(name.to_string());
+                }
+            }
+            for o in &page.objects {
+                catalog.loose.add(o.size);
+            }
+            true
+        })
+        .await?;
+    // One bound for the target: in-flight listings hold a page each.
+    let permits = Semaphore::new(opts.list_concurrency.max(1));
+    let walked: Vec<Option<ServerWalk>> = stream::iter(candidates)
+        .map(|name| {
+            let walker = ServerWalker {
+                store,
+                root: format!("{prefix}{name}/"),
+                opts,
+                prev: prev.servers.get(&name),
+                permits: &permits,
+            };
+            walker.walk(name)
+        })
+        .buffered(SERVER_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut walk = Walk {
+        catalog,
+        cache: WalkCache::default(),
+        stats: WalkStats::default(),
+    };
+    for w in walked.into_iter().flatten() {
+        walk.stats.add(&w.stats);
+        walk.cache.servers.insert(w.catalog.name.clone(), w.cache);
+        walk.catalog.servers.push(w.catalog);
+    }
+    Ok(walk)
+}
+
+/// One server's walk result.
+struct ServerWalk {
+    catalog: ServerCatalog,
+    cache: ServerCache,
+    stats: WalkStats,
+}
+
+/// One backup directory as listed under `base/`.
+#[derive(Default)]
+struct ListedBackup {
+    usage: Usage,
+    barman_bytes: u64,
+    /// `Some` when it holds a `backup.info` (with its identity, if any).
+    info: Option<Option<ObjectId>>,
+    /// `Some` when it holds an `annotations/keep`.
+    keep: Option<Option<ObjectId>>,
+}
+
+/// `base/` as listed.
+#[derive(Default)]
+struct BaseListing {
+    /// Backup directories by id.
+    dirs: BTreeMap<String, ListedBackup>,
+    /// Objects not in a backup directory.
+    loose: Usage,
+    /// Whether `base/` holds any object.
+    seen: bool,
+}
+
+/// The root of `wals/` as listed.
+#[derive(Default)]
+struct WalRoot {
+    /// Directory names, in listing order.
+    dirs: Vec<String>,
+    /// Root objects (after `wals/`) and their identity.
+    ids: BTreeMap<String, Option<ObjectId>>,
+    /// Whether `wals/` holds any object or directory.
+    seen: bool,
+}
+
+/// A backup directory as read, with what may be cached of its `backup.info`
+/// and keep annotation, and how many objects were reused from the cache.
+type FetchedBackup = (
+    BackupDir,
+    Option<Cached<BackupInfoState>>,
+    Option<Cached<Option<Keep>>>,
+    u64,
+);
+
+/// A `.history` file's timeline, its parsed entries, and what may be cached.
+type FetchedHistory = (
+    u32,
+    Option<Vec<HistoryEntry>>,
+    Option<Cached<Option<Vec<HistoryEntry>>>>,
+);
+
+/// Walks one server prefix (`root`, ending with `/`).
+struct ServerWalker<'a, S> {
+    store: &'a S,
+    root: String,
+    opts: WalkOptions,
+    /// The previous walk of this server.
+    prev: Option<&'a ServerCache>,
+    /// The target's bound on WAL listings in flight.
+    permits: &'a Semaphore,
+}
+
+impl<S: ObjectStore> ServerWalker<'_, S> {
+    /// Walks the server; `None` when it holds neither `base/` nor `wals/`.
+    ///
+    /// Order matters for flat memory: `base/` is listed and every `backup.info`
+    /// (and keep annotation) fetched first, so the retention rules are known
+    /// before `wals/` streams by and each WAL object is accounted as it passes.
+    async fn walk(self, name: String) -> Result<Option<ServerWalk>, S::Error> {
+        let mut w = ServerWalk {
+            catalog: ServerCatalog {
+                name,
+                ..Default::default()
+            },
+            cache: ServerCache::default(),
+            stats: WalkStats::default(),
+        };
+        let base = self.list_base().await?;
+        w.catalog.base_loose = base.loose;
+        self.read_backups(base.dirs, &mut w).await?;
+        let s = &mut w.catalog;
+        let metas: Vec<BackupMeta> = s.backups.iter().filter_map(BackupDir::retention_meta).collect();
+        let unreadable = s
+            .backups
+            .iter()
+            .any(|b| matches!(&b.info, BackupInfoState::Unreadable(_)) || b.blocks_barman());
+        s.rules = WalRules::plan(&metas, self.opts.retention, self.opts.now, unreadable);
+        let root = self.list_wal_root(&mut s.wal, &s.rules).await?;
+        if !base.seen && !root.seen {
+            return Ok(None);
+        }
+        self.list_wal(root.dirs, &mut w).await?;
+        self.read_histories(&root.ids, &mut w).await?;
+        Ok(Some(w))
+    }
+
+    /// Lists `base/` recursively.
+    async fn list_base(&self) -> Result<BaseListing, S::Error> {
+        let base = format!("{}base/", self.root);
+        let mut out = BaseListing::default();
+        self.store
+            .list(Listing::recursive(&base), |page| {
+                for o in &page.objects {
+                    out.seen = true;
+                    let Some(rest) = o.key.strip_prefix(&base) else {
+                        continue;
+                    };
+                    let (id, file) = match classify_base(rest) {
+                        BaseObject::BackupInfo { id } => (id, "backup.info"),
+                        BaseObject::BackupFile { id } => (id, &rest[id.len() + 1..]),
+                        BaseObject::Loose => {
+                            out.loose.add(o.size);
+                            continue;
+                        }
+                    };
+                    let d = out.dirs.entry(id.to_string()).or_default();
+                    d.usage.add(o.size);
+                    match file {
+                        "backup.info" => {
+                            d.info = Some(ObjectId::of(o));
+                            d.barman_bytes += o.size;
+                        }
+                        "annotations/keep" => d.keep = Some(ObjectId::of(o)),
+                        f if is_backup_tar(f) => d.barman_bytes += o.size,
+                        _ => {}
+                    }
+                }
+                true
+            })
+            .await?;
+        Ok(out)
+    }
+
+    /// Reads every backup directory's `backup.info` and keep annotation
+    /// (from the cache when unchanged) into `w`.
+    async fn read_backups(&self, dirs: BTreeMap<String, ListedBackup>, w: &mut ServerWalk) -> Result<(), S::Error> {
+        let fetched: Vec<FetchedBackup> = stream::iter(dirs)
+            .map(|(id, d)| self.read_backup(id, d))
+            .buffered(GET_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for (dir, info, keep, reused) in fetched {
+            w.stats.reused_objects += reused;
+            if let Some(c) = info {
+                w.cache.infos.insert(dir.id.clone(), c);
+            }
+            if let Some(c) = keep {
+                w.cache.keeps.insert(dir.id.clone(), c);
+            }
+            w.catalog.backups.push(dir);
+        }
+        Ok(())
+    }
+
+    /// One backup directory's `backup.info` and keep annotation.
+    async fn read_backup(&self, id: String, d: ListedBackup) -> Result<FetchedBackup, S::Error> {
+        let base = format!("{}base/{id}/", self.root);
+        let prev_info = self.prev.and_then(|p| p.infos.get(&id));
+        let prev_keep = self.prev.and_then(|p| p.keeps.get(&id));
+        let mut reused = 0;
+        let (info, info_cache) = match d.info {
+            None => (BackupInfoState::Missing, None),
+            Some(oid) => match Cached::hit(prev_info, oid.as_ref()) {
+                Some(v) => {
+                    reused += 1;
+                    (v.clone(), prev_info.cloned())
+                }
+                None => {
+                    let (state, stable) = self.fetch_backup_info(&format!("{base}backup.info")).await?;
+                    let c = oid.filter(|_| stable).map(|id| Cached {
+                        id,
+                        value: state.clone(),
+                    });
+                    (state, c)
+                }
+            },
+        };
+        let (keep, keep_cache) = match d.keep {
+            None => (None, None),
+            Some(oid) => match Cached::hit(prev_keep, oid.as_ref()) {
+                Some(v) => {
+                    reused += 1;
+                    (*v, prev_keep.cloned())
+                }
+                None => match self.get_small(&format!("{base}annotations/keep")).await? {
+                    Some(body) => {
+                        let keep = Keep::from_body(&String::from_utf8_lossy(&body));
+                        (keep, oid.map(|id| Cached { id, value: keep }))
+                    }
+                    None => (None, None),
+                },
+            },
+        };
+        let dir = BackupDir {
+            id,
+            objects: d.usage.objects,
+            bytes: d.usage.bytes,
+            barman_bytes: d.barman_bytes,
+            keep,
+            info,
+        };
+        Ok((dir, info_cache, keep_cache, reused))
+    }
+
+    /// Fetches and parses one `backup.info`; the flag says whether the result
+    /// may be cached by ETag (a parsed DONE or FAILED backup, or a malformed
+    /// file: both follow from the bytes alone; STARTED backups and refused
+    /// GETs are read again next time).
+    async fn fetch_backup_info(&self, key: &str) -> Result<(BackupInfoState, bool), S::Error> {
+        Ok(match self.store.get(key, MAX_BACKUP_INFO_BYTES).await? {
+            Ok(buf) => match BackupInfo::parse(&buf) {
+                Ok(info) => {
+                    let stable = info.status != BackupStatus::Started;
+                    (BackupInfoState::Parsed(Box::new(info)), stable)
+                }
+                Err(e) => (BackupInfoState::Unreadable(e.to_string()), true),
+            },
+            Err(why) => (BackupInfoState::Unreadable(why.to_string()), false),
+        })
+    }
+
+    /// GETs a small object (at most [`MAX_BACKUP_INFO_BYTES`]); `None` when it
+    /// is missing, refused or too large.
+    async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>, S::Error> {
+        Ok(self.store.get(key, MAX_BACKUP_INFO_BYTES).await?.ok())
+    }
+
+    /// Lists `wals/` with a delimiter: accounts its root objects into `wal`
+    /// with `rules`, and returns its directory names and root objects.
+    async fn list_wal_root(&self, wal: &mut WalTotals, rules: &WalRules) -> Result<WalRoot, S::Error> {
+        let wals = format!("{}wals/", self.root);
+        let mut out = WalRoot::default();
+        self.store
+            .list(Listing::one_level(&wals), |page| {
+                for p in &page.prefixes {
+                    out.seen = true;
+                    if let Some(d) = p.strip_prefix(&wals).and_then(|d| d.strip_suffix('/')) {
+                        out.dirs.push(d.to_string());
+                    }
+                }
+                for o in &page.objects {
+                    out.seen = true;
+                    if let Some(rest) = o.key.strip_prefix(&wals) {
+                        wal.add(rest, o.size, o.last_modified, rules);
+                        out.ids.insert(rest.to_string(), ObjectId::of(o));
+                    }
+                }
+                true
+            })
+            .await?;
+        Ok(out)
+    }
+
+    /// Lists the WAL directories the plan picks (`dirs`: every directory, in
+    /// listing order), `list_concurrency` listings at once across the
+    /// target, and combines them with the previous walk's aggregates.
+    async fn list_wal(&self, dirs: Vec<String>, w: &mut ServerWalk) -> Result<(), S::Error> {
+        let prev = self.prev.map(|p| &p.wal);
+        let (opts, server) = (self.opts, &mut w.catalog);
+        let plan = plan_wal_listing(prev, &dirs, &server.rules, opts.now, opts.full_walk_interval);
+        let chunks = listing_chunks(&dirs, &plan.list, opts.list_concurrency);
+        let wals = format!("{}wals/", self.root);
+        let rules = &server.rules;
+        let mut listed: BTreeMap<String, WalTotals> = BTreeMap::new();
+        let mut lists = stream::iter(chunks)
+            .map(|chunk| async {
+                // Never closed, so acquiring cannot fail.
+                let _permit = self.permits.acquire().await.ok();
+                list_wal_dirs(self.store, &wals, chunk, rules).await
+            })
+            .buffer_unordered(opts.list_concurrency.max(1));
+        while let Some(dirs) = lists.try_next().await? {
+            listed.extend(dirs);
+        }
+        drop(lists);
+        let full = plan.full;
+        let c = combine(prev, plan, dirs, listed, &server.rules, opts.now, &mut server.wal);
+        w.stats.listed_dirs += c.listed;
+        w.stats.reused_dirs += c.reused;
+        if full {
+            w.stats.full_servers += 1;
+        } else {
+            w.stats.incremental_servers += 1;
+        }
+        w.cache.wal = c.cache;
+        Ok(())
+    }
+
+    /// Reads every `.history` file (from the cache when unchanged; `ids`: the
+    /// `wals/` root objects as listed) into `w`.
+    async fn read_histories(
+        &self,
+        ids: &BTreeMap<String, Option<ObjectId>>,
+        w: &mut ServerWalk,
+    ) -> Result<(), S::Error> {
+        let wals = format!("{}wals/", self.root);
+        let keys = &w.catalog.wal.history_keys;
+        let histories: Vec<(u32, String)> = keys.iter().map(|(t, k)| (*t, k.clone())).collect();
+        let gets_sent = AtomicUsize::new(0);
+        let gets_sent = &gets_sent;
+        let wals = &wals;
+        let fetched: Vec<FetchedHistory> = stream::iter(histories)
+            .map(|(tli, rest)| {
+                let oid = ids.get(&rest).cloned().flatten();
+                let prev_hist = self.prev.and_then(|p| p.histories.get(&rest));
+                async move {
+                    if let Some(v) = Cached::hit(prev_hist, oid.as_ref()) {
+                        return Ok((tli, v.clone(), prev_hist.cloned()));
+                    }
+                    gets_sent.fetch_add(1, Ordering::Relaxed);
+                    let body = self.get_small(&format!("{wals}{rest}")).await?;
+                    let fetched = body.is_some();
+                    let parsed = body.and_then(|b| history::read(&rest, &b));
+                    let c = oid.filter(|_| fetched).map(|id| Cached {
+                        id,
+                        value: parsed.clone(),
+                    });
+                    Ok((tli, parsed, c))
+                }
+            })
+            .buffered(GET_CONCURRENCY)
+            .try_collect()
+            .await?;
+        w.stats.reused_objects += (keys.len() - gets_sent.load(Ordering::Relaxed)) as u64;
+        for (tli, entries, c) in fetched {
+            match entries {
+                Some(entries) => {
+                    w.catalog.histories.insert(tli, entries);
+                }
+                None => w.catalog.histories_unreadable += 1,
+            }
+            if let (Some(c), Some(rest)) = (c, w.catalog.wal.history_keys.get(&tli)) {
+                w.cache.histories.insert(rest.clone(), c);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lists a run of consecutive `wals/` directories (names in listing
+/// order) and accounts each one's objects with `rules`. One directory is
+/// listed by its prefix; several by one range listing of `wals/` from
+/// just before the first (start-after) up to the end of the last, so
+/// pages are full whatever the directories hold. Objects at the `wals/`
+/// root (history files) and directories created since the delimiter
+/// listing are left to that listing and the next walk.
+///
+/// The range starts after `<after>/` + U+10FFFF (past every key of the
+/// directory before), not after `<first>`: SeaweedFS skips a whole
+/// directory named like the `StartAfter` value, which AWS does not.
+async fn list_wal_dirs<S: ObjectStore>(
+    store: &S,
+    wals: &str,
+    chunk: Chunk,
+    rules: &WalRules,
+) -> Result<Vec<(String, WalTotals)>, S::Error> {
+    let dirs = chunk.dirs;
+    let (Some(first), Some(last)) = (dirs.first(), dirs.last()) else {
+        return Ok(Vec::new());
+    };
+    let wanted: BTreeSet<&str> = dirs.iter().map(String::as_str).collect();
+    let (prefix, start_after) = if dirs.len() == 1 {
+        (format!("{wals}{first}/"), None)
+    } else {
+        (wals.to_string(), chunk.after.map(|a| format!("{wals}{a}/\u{10FFFF}")))
+    };
+    let listing = Listing {
+        prefix: &prefix,
+        delimiter: None,
+        start_after: start_after.as_deref(),
+    };
+    let mut out: Vec<(String, WalTotals)> = Vec::new();
+    store
+        .list(listing, |page| {
+            for o in &page.objects {
+                let Some(rest) = o.key.strip_prefix(wals) else {
+                    continue;
+                };
+                let Some((dir, _)) = rest.split_once('/') else {
+                    continue; // a root object
+                };
+                if dir > last.as_str() {
+                    return false;
+                }
+                if !wanted.contains(dir) {
+                    continue;
+                }
+                if out.last().is_none_or(|(d, _)| d != dir) {
+                    out.push((dir.to_string(), WalTotals::default()));
+                }
+                if let Some((_, totals)) = out.last_mut() {
+                    totals.add(rest, o.size, o.last_modified, rules);
+                }
+            }
+            true
+        })
+        .await?;
+    Ok(out)
+}
