@@ -22,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 APT_PACKAGES=(
   postgresql-15 prometheus prometheus-alertmanager wrk shellcheck
   curl jq ca-certificates util-linux coreutils
-  python3 python3-venv python3-dev gcc libpq-dev
+  python3 python3-venv python3-dev gcc libpq-dev chromium
 )
 REQUIREMENTS="$BCE_SCRIPTS_DIR/requirements-tools.txt"
 STAMP="$BCE_VENV/.bce-requirements.sha256"

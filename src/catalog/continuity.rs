@@ -23,6 +23,45 @@ struct Leg {
     hi: u64,
 }
 
+/// At most this many gaps are listed in [`Continuity::gaps`] (the oldest
+/// first); [`Continuity::gap_count`] counts them all.
+pub const MAX_LISTED_GAPS: usize = 32;
+
+/// A stretch of missing full segments on the path to the newest WAL.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WalGap {
+    /// Timeline of the missing segments.
+    pub timeline: u32,
+    /// First missing segment name.
+    pub first: String,
+    /// Last missing segment name (inclusive).
+    pub last: String,
+    /// Number of missing segments.
+    pub segments: u64,
+    /// Newest `LastModified` of the run of present segments just before the
+    /// gap on the path (the last time the chain advanced before it breaks),
+    /// Unix seconds; `None` when no present segment precedes the gap.
+    pub after_time: Option<f64>,
+}
+
+/// A timeline switch on the path to the newest WAL (one line of the newest
+/// timeline's `.history`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineSwitch {
+    /// The timeline that ended.
+    pub parent: u32,
+    /// The timeline that started there.
+    pub timeline: u32,
+    /// The switch point, an LSN in bytes.
+    pub switch_lsn: u64,
+    /// The first segment the new timeline needs (`segno(switch_lsn)`).
+    pub first_segment: String,
+    /// Newest `LastModified` of the parent's full segments before the switch
+    /// (the last archived time known before it), Unix seconds; `None` when
+    /// none of them is in the archive.
+    pub parent_last_archived: Option<f64>,
+}
+
 /// Continuity figures for one server.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Continuity {
@@ -44,6 +83,14 @@ pub struct Continuity {
     pub restorable: Vec<String>,
     /// True when a timeline's `.history` needed for the path is missing or unreadable.
     pub history_missing: bool,
+    /// The gaps counted in `missing_segments`, oldest first, at most
+    /// [`MAX_LISTED_GAPS`] (empty without a DONE backup on the path).
+    pub gaps: Vec<WalGap>,
+    /// Number of gaps counted in `missing_segments` (listed or not).
+    pub gap_count: u64,
+    /// The timeline switches on the path, oldest first (empty on timeline 1
+    /// or without the newest timeline's `.history`).
+    pub switches: Vec<TimelineSwitch>,
 }
 
 /// A DONE backup as continuity needs it.
@@ -86,6 +133,9 @@ pub fn analyze(
         recovery_window_end: None,
         restorable: Vec::new(),
         history_missing,
+        gaps: Vec::new(),
+        gap_count: 0,
+        switches: switches(&legs, &runs, histories.get(&timeline), segment_size),
     };
     if let Some((first, s)) = backups
         .iter()
@@ -94,6 +144,8 @@ pub fn analyze(
     {
         c.missing_segments = Some(s.missing);
         c.first_missing = s.first_missing.map(|m| m.to_string());
+        c.gap_count = s.gap_count;
+        c.gaps = s.gaps;
         // The window ends where the chain first breaks, if that is after the backup's own range.
         let end_segno = first.end.segno(segment_size);
         if s.first_missing
@@ -139,10 +191,65 @@ fn path(
     (legs, timeline > 1 && entries.is_none())
 }
 
+/// The switches between consecutive legs; `entries` is the newest timeline's `.history`.
+fn switches(
+    legs: &[Leg],
+    runs: &BTreeMap<u32, Vec<(u64, u64, f64)>>,
+    entries: Option<&Vec<HistoryEntry>>,
+    size: u64,
+) -> Vec<TimelineSwitch> {
+    let Some(entries) = entries else {
+        return Vec::new();
+    };
+    legs.windows(2)
+        .zip(entries)
+        .map(|(pair, e)| {
+            let (parent, next) = (pair[0], pair[1]);
+            let parent_last_archived = runs
+                .get(&parent.timeline)
+                .into_iter()
+                .flatten()
+                .filter(|&&(a, b, _)| a <= parent.hi && b >= parent.lo && parent.lo <= parent.hi)
+                .map(|&(_, _, m)| m)
+                .reduce(f64::max);
+            TimelineSwitch {
+                parent: parent.timeline,
+                timeline: next.timeline,
+                switch_lsn: e.switch_lsn,
+                first_segment: SegmentName::from_segno(next.timeline, next.lo, size).to_string(),
+                parent_last_archived,
+            }
+        })
+        .collect()
+}
+
 struct Scan {
     missing: u64,
     first_missing: Option<SegmentName>,
     chain_end_modified: Option<f64>,
+    gaps: Vec<WalGap>,
+    gap_count: u64,
+}
+
+impl Scan {
+    /// Counts segments `lo..=hi` of `timeline` as missing; `after` is the
+    /// newest `LastModified` of the run just before them.
+    fn gap(&mut self, timeline: u32, lo: u64, hi: u64, after: Option<f64>, size: u64) {
+        self.missing += hi - lo + 1;
+        if self.first_missing.is_none() {
+            self.first_missing = Some(SegmentName::from_segno(timeline, lo, size));
+        }
+        self.gap_count += 1;
+        if self.gaps.len() < MAX_LISTED_GAPS {
+            self.gaps.push(WalGap {
+                timeline,
+                first: SegmentName::from_segno(timeline, lo, size).to_string(),
+                last: SegmentName::from_segno(timeline, hi, size).to_string(),
+                segments: hi - lo + 1,
+                after_time: after,
+            });
+        }
+    }
 }
 
 /// Counts missing segments from `start` to the end of the path; `None` when
@@ -156,8 +263,12 @@ fn scan(legs: &[Leg], runs: &BTreeMap<u32, Vec<(u64, u64, f64)>>, start: Segment
         missing: 0,
         first_missing: None,
         chain_end_modified: None,
+        gaps: Vec::new(),
+        gap_count: 0,
     };
     let mut broken = false;
+    // Newest LastModified of the last present run passed on the path.
+    let mut last_seen: Option<f64> = None;
     for (i, leg) in legs.iter().enumerate().skip(first_leg) {
         let lo = if i == first_leg { s } else { leg.lo };
         if lo > leg.hi {
@@ -169,25 +280,20 @@ fn scan(legs: &[Leg], runs: &BTreeMap<u32, Vec<(u64, u64, f64)>>, start: Segment
                 continue;
             }
             if a > next {
-                out.missing += a - next;
-                if out.first_missing.is_none() {
-                    out.first_missing = Some(SegmentName::from_segno(leg.timeline, next, size));
-                }
+                out.gap(leg.timeline, next, a - 1, last_seen, size);
                 broken = true;
             }
             if !broken {
                 out.chain_end_modified = Some(modified);
             }
+            last_seen = Some(modified);
             next = b.min(leg.hi) + 1;
             if next > leg.hi {
                 break;
             }
         }
         if next <= leg.hi {
-            out.missing += leg.hi - next + 1;
-            if out.first_missing.is_none() {
-                out.first_missing = Some(SegmentName::from_segno(leg.timeline, next, size));
-            }
+            out.gap(leg.timeline, next, leg.hi, last_seen, size);
             broken = true;
         }
     }
@@ -320,6 +426,82 @@ mod tests {
         let c = analyze(&i, &h, &backups, S).unwrap();
         assert_eq!(c.missing_segments, Some(0));
         assert_eq!(c.restorable, vec!["b2"]);
+    }
+
+    #[test]
+    fn gaps_and_switches_carry_their_segments_and_times() {
+        let backups = [
+            backup("b1", "000000010000000000000004", "000000010000000000000004"),
+            backup("b2", "000000020000000000000009", "000000020000000000000009"),
+        ];
+        // Healthy: one switch, no gap. Segment i of the list was modified at t=i.
+        let (i, h) = two_timelines(None);
+        let c = analyze(&i, &h, &backups, S).unwrap();
+        assert_eq!(
+            c.switches,
+            vec![TimelineSwitch {
+                parent: 1,
+                timeline: 2,
+                switch_lsn: 0x0700_00A0,
+                first_segment: "000000020000000000000007".into(),
+                parent_last_archived: Some(5.0),
+            }]
+        );
+        assert!(c.gaps.is_empty());
+        assert_eq!(c.gap_count, 0);
+        // A hole on timeline 2, after 2/07 (modified at t=6).
+        let (i, h) = two_timelines(Some("000000020000000000000008"));
+        let c = analyze(&i, &h, &backups, S).unwrap();
+        assert_eq!(
+            c.gaps,
+            vec![WalGap {
+                timeline: 2,
+                first: "000000020000000000000008".into(),
+                last: "000000020000000000000008".into(),
+                segments: 1,
+                after_time: Some(6.0),
+            }]
+        );
+        assert_eq!(c.gap_count, 1);
+        // The parent's last segment before the switch missing: the gap ends
+        // timeline 1, and the switch's time is that of 1/05 (t=4).
+        let (i, h) = two_timelines(Some("000000010000000000000006"));
+        let c = analyze(&i, &h, &backups, S).unwrap();
+        assert_eq!(c.gaps.len(), 1);
+        assert_eq!((c.gaps[0].timeline, c.gaps[0].after_time), (1, Some(4.0)));
+        assert_eq!(c.switches[0].parent_last_archived, Some(4.0));
+        // The oldest backup's own first segment missing: nothing before the gap.
+        let (i, h) = two_timelines(Some("000000010000000000000004"));
+        let c = analyze(&i, &h, &backups, S).unwrap();
+        assert_eq!(c.gaps[0].after_time, None);
+        // Without the .history there is no switch to show.
+        let (i, _) = two_timelines(None);
+        assert!(analyze(&i, &BTreeMap::new(), &backups, S).unwrap().switches.is_empty());
+    }
+
+    #[test]
+    fn gaps_are_listed_up_to_a_bound_and_all_counted() {
+        // Every other segment of 1..=199 present: 99 one-segment gaps.
+        let names: Vec<String> = (1..200u64)
+            .step_by(2)
+            .map(|n| SegmentName::from_segno(1, n, S).to_string())
+            .collect();
+        let list: Vec<(&str, f64)> = names.iter().map(|n| (n.as_str(), 1.0)).collect();
+        let first = names[0].clone();
+        let c = analyze(&index(&list), &BTreeMap::new(), &[backup("b", &first, &first)], S).unwrap();
+        assert_eq!(c.missing_segments, Some(99));
+        assert_eq!(c.gap_count, 99);
+        assert_eq!(c.gaps.len(), MAX_LISTED_GAPS);
+        assert_eq!(c.gaps[0].first, SegmentName::from_segno(1, 2, S).to_string());
+        assert!(c.gaps.iter().all(|g| g.segments == 1 && g.first == g.last));
+        // A few gaps: all listed, and they add up to missing_segments.
+        let (i, h) = two_timelines(Some("000000020000000000000009"));
+        let b = [backup("b1", "000000010000000000000002", "000000010000000000000002")];
+        let c = analyze(&i, &h, &b, S).unwrap();
+        assert_eq!(
+            c.gaps.iter().map(|g| g.segments).sum::<u64>(),
+            c.missing_segments.unwrap()
+        );
     }
 
     #[test]
