@@ -498,7 +498,10 @@ mod tests {
         let (i, h) = two_timelines(Some("000000020000000000000009"));
         let b = [backup("b1", "000000010000000000000002", "000000010000000000000002")];
         let c = analyze(&i, &h, &b, S).unwrap();
-        assert_eq!(c.gaps.iter().map(|g| g.segments).sum::<u64>(), c.missing_segments.unwrap());
+        assert_eq!(
+            c.gaps.iter().map(|g| g.segments).sum::<u64>(),
+            c.missing_segments.unwrap()
+        );
     }
 
     #[test]

@@ -188,7 +188,12 @@ pub fn server_view(id: &str, s: &ServerSummary, now: f64) -> ServerView {
     let restorable = |id: &str| c.is_some_and(|c| c.restorable.iter().any(|r| r == id));
     ServerView {
         name: s.name.clone(),
-        counts: [s.backups.done, s.backups.failed, s.backups.started, s.backups.unreadable],
+        counts: [
+            s.backups.done,
+            s.backups.failed,
+            s.backups.started,
+            s.backups.unreadable,
+        ],
         last_success: utc(s.last_success_timestamp),
         newest_wal: s.wal_newest_segment.clone().unwrap_or_else(|| "–".into()),
         newest_wal_time: utc(s.wal_last_archived_timestamp),
@@ -196,9 +201,7 @@ pub fn server_view(id: &str, s: &ServerSummary, now: f64) -> ServerView {
         timeline: c.map_or_else(|| "–".into(), |c| c.timeline.to_string()),
         continuity_newest: c.map_or_else(|| "–".into(), |c| c.newest_segment.clone()),
         missing: c.and_then(|c| c.missing_segments),
-        first_missing: c
-            .and_then(|c| c.first_missing.clone())
-            .unwrap_or_else(|| "–".into()),
+        first_missing: c.and_then(|c| c.first_missing.clone()).unwrap_or_else(|| "–".into()),
         window: format!(
             "{} → {}",
             utc(s.first_recoverability_point),
@@ -308,15 +311,16 @@ mod tests {
 
     /// A snapshot after one successful walk.
     fn done(summary: TargetSummary) -> TargetSnapshot {
-        let mut snap = TargetSnapshot::default();
-        snap.s3 = CollectorState {
-            last_good: Some(Arc::new(summary)),
-            up: true,
-            attempts: 1,
-            last_success: Some(1_762_000_000.0),
+        TargetSnapshot {
+            s3: CollectorState {
+                last_good: Some(Arc::new(summary)),
+                up: true,
+                attempts: 1,
+                last_success: Some(1_762_000_000.0),
+                ..Default::default()
+            },
             ..Default::default()
-        };
-        snap
+        }
     }
 
     #[test]
@@ -332,7 +336,10 @@ mod tests {
         for raw in ["pg-<main>", "boom <b>", "1<2", "/m\"x", "t& "] {
             assert!(!page.contains(raw), "{raw} unescaped");
         }
-        assert!(page.contains("Target t&#38;") || page.contains("Target t&amp;"), "{page}");
+        assert!(
+            page.contains("Target t&#38;") || page.contains("Target t&amp;"),
+            "{page}"
+        );
         assert_eq!(page.matches("<svg class=\"timeline\"").count(), 1);
         assert_eq!(page.matches("<g class=\"backup\"").count(), 1);
         assert!(page.contains("<span class=up>up</span>"));

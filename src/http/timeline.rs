@@ -202,7 +202,10 @@ fn backup_time(b: &crate::catalog::analysis::BackupDetail) -> Option<f64> {
 pub fn build(id: &str, server: &ServerSummary, now: f64) -> Timeline {
     let c = server.continuity.as_ref();
     let window_end = c.and_then(|c| c.recovery_window_end);
-    let switch_times = c.into_iter().flat_map(|c| &c.switches).filter_map(|s| s.parent_last_archived);
+    let switch_times = c
+        .into_iter()
+        .flat_map(|c| &c.switches)
+        .filter_map(|s| s.parent_last_archived);
     let gap_times = c.into_iter().flat_map(|c| &c.gaps).filter_map(|g| g.after_time);
     let times: Vec<f64> = server
         .backup_list
@@ -297,11 +300,7 @@ pub fn build(id: &str, server: &ServerSummary, now: f64) -> Timeline {
         .into_iter()
         .flat_map(|c| &c.gaps)
         .map(|g| {
-            let x = g
-                .after_time
-                .map(|t| scale.x(t))
-                .or(first_done_x)
-                .unwrap_or(PLOT_LEFT);
+            let x = g.after_time.map(|t| scale.x(t)).or(first_done_x).unwrap_or(PLOT_LEFT);
             let range = if g.first == g.last {
                 g.first.clone()
             } else {
@@ -421,8 +420,25 @@ fn backup_marks(server: &ServerSummary, scale: Scale) -> Vec<BackupMark> {
 /// Tick marks at round times: about five over the axis.
 fn ticks(scale: Scale) -> Vec<(f64, String)> {
     const STEPS: [f64; 19] = [
-        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21_600.0,
-        43_200.0, 86_400.0, 604_800.0, 2_592_000.0,
+        1.0,
+        2.0,
+        5.0,
+        10.0,
+        15.0,
+        30.0,
+        60.0,
+        120.0,
+        300.0,
+        600.0,
+        900.0,
+        1800.0,
+        3600.0,
+        7200.0,
+        21_600.0,
+        43_200.0,
+        86_400.0,
+        604_800.0,
+        2_592_000.0,
     ];
     let span = scale.t1 - scale.t0;
     let step = STEPS

@@ -48,7 +48,10 @@ fn catalog(name: &str, skip: Option<&str>) -> ServerCatalog {
                 "20251101T030000",
                 Some("status=FAILED\nbegin_time=2025-11-01 03:00:00+00:00\nerror=copy <failed> & \"quoted\"\n"),
             ),
-            dir("20251101T040000", Some("status=STARTED\nbegin_time=2025-11-01 04:00:00+00:00\n")),
+            dir(
+                "20251101T040000",
+                Some("status=STARTED\nbegin_time=2025-11-01 04:00:00+00:00\n"),
+            ),
             done(
                 "20251101T060000",
                 "2025-11-01 06:00:00",
@@ -69,7 +72,8 @@ fn catalog(name: &str, skip: Option<&str>) -> ServerCatalog {
             s.wal.add(&key, 100, Some(T0 + i as f64 * HOUR), &Default::default());
         }
     }
-    s.wal.add("00000002.history.gz", 5, Some(T0 + 4.0 * HOUR), &Default::default());
+    s.wal
+        .add("00000002.history.gz", 5, Some(T0 + 4.0 * HOUR), &Default::default());
     s.histories.insert(
         2,
         vec![HistoryEntry {
@@ -141,7 +145,10 @@ fn every_backup_has_one_mark_shaped_by_its_status() {
     // A DONE backup's line runs to its end; the title says whether it restores.
     assert!(t.backups[1].end_x.is_some_and(|e| e > t.backups[1].x));
     assert!(t.backups[1].title.contains("restorable to the newest WAL"));
-    assert!(t.description.starts_with("5 backups (2 DONE, 1 FAILED, 1 STARTED, 1 unreadable, 0 other)"));
+    assert!(
+        t.description
+            .starts_with("5 backups (2 DONE, 1 FAILED, 1 STARTED, 1 unreadable, 0 other)")
+    );
 }
 
 #[test]
@@ -162,7 +169,10 @@ fn two_timelines_show_a_switch_and_a_line_per_timeline() {
     assert!(newest.title.contains("000000020000000000000008"));
     assert!(t.gaps.is_empty());
     let window = t.window.as_ref().unwrap();
-    assert_eq!(window.x1, newest.x0, "an unbroken chain: the window reaches the newest WAL");
+    assert_eq!(
+        window.x1, newest.x0,
+        "an unbroken chain: the window reaches the newest WAL"
+    );
     let out = svg(&t);
     assert_eq!(out.matches("<g class=\"switch\"").count(), 1);
     assert!(out.contains("→ TL 2"));
@@ -176,7 +186,11 @@ fn a_gap_is_marked_where_the_chain_breaks_and_ends_the_window() {
     assert_eq!(t.gaps.len(), 1);
     let gap = &t.gaps[0];
     assert_eq!(gap.label, "gap ×1");
-    assert!(gap.title.contains("000000020000000000000007 missing (1 segment)"), "{}", gap.title);
+    assert!(
+        gap.title.contains("000000020000000000000007 missing (1 segment)"),
+        "{}",
+        gap.title
+    );
     let window = t.window.as_ref().unwrap();
     // The chain broke after 2/06 (T0 + 5 h): the window ends there, at the gap.
     assert_eq!(window.x1, gap.x0);
@@ -216,7 +230,13 @@ fn ticks_are_round_times_in_order_inside_the_plot() {
     assert!(xs.windows(2).all(|w| w[0] < w[1]));
     assert!(xs.iter().all(|x| (PLOT_LEFT..=PLOT_RIGHT).contains(x)));
     // About 8 hours: hourly or two-hourly ticks, labelled with the date.
-    assert!(t.ticks.iter().all(|(_, l)| l.starts_with("11-01 ") && l.ends_with(":00")), "{:?}", t.ticks);
+    assert!(
+        t.ticks
+            .iter()
+            .all(|(_, l)| l.starts_with("11-01 ") && l.ends_with(":00")),
+        "{:?}",
+        t.ticks
+    );
 }
 
 #[test]
@@ -224,8 +244,14 @@ fn crowded_marks_are_staggered() {
     let mut c = catalog("pg", None);
     // Two backups one second apart.
     c.backups = vec![
-        dir("20251101T020000", Some("status=FAILED\nbegin_time=2025-11-01 02:00:00+00:00\n")),
-        dir("20251101T020001", Some("status=FAILED\nbegin_time=2025-11-01 02:00:01+00:00\n")),
+        dir(
+            "20251101T020000",
+            Some("status=FAILED\nbegin_time=2025-11-01 02:00:00+00:00\n"),
+        ),
+        dir(
+            "20251101T020001",
+            Some("status=FAILED\nbegin_time=2025-11-01 02:00:01+00:00\n"),
+        ),
     ];
     let t = build("x", &summary(&c), T0 + 8.0 * HOUR);
     assert_eq!(t.backups[0].x, t.backups[1].x);
