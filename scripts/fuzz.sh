@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s, all targets)
 #
 # Targets (fuzz/fuzz_targets/, invariants in fuzz/src/checks.rs): backup_info,
-# key, history, config, wal_arith. Each run starts from the real seeds
+# key, history, history_file, config, wal_arith. Each run starts from the real seeds
 # fuzz/seeds/<target>/ (the scenario's backup.info and .history files, its
 # keys, the example configs) and the kept corpus fuzz/corpus/<target>/, both
 # read only, and writes what it discovers to a scratch corpus under
@@ -31,7 +31,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SECONDS_PER_TARGET="${1:-60}"
 shift || true
-ALL_TARGETS=(backup_info key history config wal_arith)
+ALL_TARGETS=(backup_info key history history_file config wal_arith)
 TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL_TARGETS[@]}")
 WORK="${BCE_FUZZ_WORK:-/tmp/bce-fuzz}"
@@ -52,7 +52,7 @@ cargo fuzz build "${FUZZ_FLAGS[@]}" >&2
 status=0
 # Longest input per target, in bytes: real backup.info files are ~1.3 KiB,
 # configs well under 2 KiB, keys under 200 bytes.
-declare -A MAX_LEN=([backup_info]=4096 [key]=256 [history]=1024 [config]=4096 [wal_arith]=512)
+declare -A MAX_LEN=([backup_info]=4096 [key]=256 [history]=1024 [history_file]=4096 [config]=4096 [wal_arith]=512)
 CORPUS_KB="${BCE_FUZZ_CORPUS_KB:-64}"
 CORPUS_FILES="${BCE_FUZZ_CORPUS_FILES:-256}"
 

@@ -9,7 +9,8 @@
 //! * [`config`]: the YAML/env configuration, validated at start-up;
 //! * [`scheduler`]: one loop per target, collecting every `interval` under a hard `timeout`,
 //!   on a tokio runtime of its own so that scrapes never queue behind collection work;
-//! * [`source::s3`], [`source::postgres`]: the I/O (listings and GETs; `pg_stat_archiver`);
+//! * [`source::walk`] on the [`source::store`] seam, implemented by [`source::s3`];
+//!   [`source::postgres`]: the I/O (listings and bounded GETs; `pg_stat_archiver`);
 //! * [`catalog`]: pure barman-cloud knowledge (keys, WAL names, `backup.info`,
 //!   the per-server analysis), unit-tested from fixtures;
 //! * [`snapshot`]: immutable per-target snapshots swapped in after each collection;

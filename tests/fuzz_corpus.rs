@@ -66,6 +66,26 @@ fn history_corpus() {
 }
 
 #[test]
+fn history_file_corpus() {
+    let [seeds, corpus, _] = replay("history_file");
+    // The scenario's history in every barman compression, and small bombs.
+    assert!(seeds >= 14, "{seeds} seeds");
+    let _ = corpus;
+    // The seeds were written by barman's own Python libraries (gzip, bz2,
+    // lzma, python-snappy, zstandard, lz4): each real file reads, each bomb
+    // (2 MiB of zeros) is refused.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/history_file");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let data = std::fs::read(&path).unwrap();
+        let suffix = checks::HISTORY_SUFFIXES[usize::from(data[0]) % checks::HISTORY_SUFFIXES.len()];
+        let read = barman_cloud_exporter::catalog::history::read(&format!("00000002.history{suffix}"), &data[1..]);
+        assert_eq!(read.is_some(), !name.contains("bomb"), "{name}");
+    }
+}
+
+#[test]
 fn config_corpus() {
     let [seeds, corpus, _] = replay("config");
     assert!(seeds >= 3 && corpus >= 1);

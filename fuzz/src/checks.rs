@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use barman_cloud_exporter::catalog::WalTotals;
 use barman_cloud_exporter::catalog::backup_info::{BackupInfo, BackupInfoError, MAX_BACKUP_INFO_BYTES};
+use barman_cloud_exporter::catalog::compression::{Codec, DecompressError, decompress};
 use barman_cloud_exporter::catalog::history;
 use barman_cloud_exporter::catalog::key::{
     BaseObject, WalKind, bare_wal_name, classify_base, classify_wal, is_backup_tar, wal_dir,
@@ -24,10 +25,11 @@ use figment::providers::{Format, Yaml};
 pub type Check = fn(&[u8]);
 
 /// The fuzz targets, by name, as `cargo fuzz run <name>` knows them.
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("backup_info", backup_info),
     ("key", key),
     ("history", history),
+    ("history_file", history_file),
     ("config", config),
     ("wal_arith", wal_arith),
 ];
@@ -143,6 +145,42 @@ pub fn history(data: &[u8]) {
         assert!(!entries.is_empty());
     }
     assert_eq!(history::parse(&format!("{text}\n# trailing comment\n")), parsed);
+}
+
+/// The key suffixes of `.history` objects, one per barman compression.
+pub const HISTORY_SUFFIXES: [&str; 7] = ["", ".gz", ".bz2", ".xz", ".snappy", ".zst", ".lz4"];
+
+/// A fetched `.history` object through the walk's own path
+/// (`history::read`: decompression bounded to `MAX_HISTORY_BYTES`, then the
+/// parser): byte 0 picks the key suffix ([`HISTORY_SUFFIXES`]), the rest is
+/// the object's body. Never panics; what it returns is exactly what the
+/// bounded decompression and the parser give, never more than the bound.
+pub fn history_file(data: &[u8]) {
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let key = format!(
+        "00000002.history{}",
+        HISTORY_SUFFIXES[usize::from(pick) % HISTORY_SUFFIXES.len()]
+    );
+    let codec = Codec::of_key(&key, "history").expect("every suffix is a barman codec");
+    let read = history::read(&key, body);
+    match decompress(codec, body, history::MAX_HISTORY_BYTES) {
+        Ok(bytes) => {
+            assert!(bytes.len() as u64 <= history::MAX_HISTORY_BYTES);
+            let expect = std::str::from_utf8(&bytes).ok().and_then(history::parse);
+            assert_eq!(read, expect);
+        }
+        Err(e) => {
+            assert!(read.is_none(), "{key}: {e} yet parsed");
+            if let DecompressError::TooLarge { limit } = e {
+                assert_eq!(limit, history::MAX_HISTORY_BYTES);
+            }
+        }
+    }
+    if let Some(entries) = &read {
+        assert!(!entries.is_empty());
+    }
 }
 
 /// The config loader on an arbitrary YAML document: never panics; an accepted

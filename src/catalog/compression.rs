@@ -5,9 +5,9 @@
 //! barman-cloud compresses WAL files (`.history` included) with one of its
 //! `ALLOWED_COMPRESSIONS` (barman `cloud.py`, `barman-cloud-wal-archive
 //! --gzip/--bzip2/--xz/--snappy/--zstd/--lz4`), adding the codec's suffix to
-//! the key. Each decoder also bounds its own memory: zstd windows and xz
-//! dictionaries above [`MAX_WINDOW_BYTES`] are refused (every preset barman's
-//! Python libraries use stays below); gzip, bzip2 (≤ 900 kB blocks), snappy
+//! the key. Each decoder also bounds its own memory: zstd windows above
+//! [`MAX_WINDOW_BYTES`] and xz decoders needing more than twice that are
+//! refused (the presets barman's Python libraries use stay below); gzip, bzip2 (≤ 900 kB blocks), snappy
 //! framing (≤ 64 KiB chunks) and lz4 frames (≤ 4 MiB blocks) are bounded by
 //! their formats.
 
@@ -15,9 +15,9 @@ use std::io::Read;
 
 use thiserror::Error;
 
-/// The largest zstd window and xz dictionary accepted, bytes (8 MiB: zstd's
-/// level 19 for a stream of unknown size, xz's preset 6, Python `lzma`'s
-/// default).
+/// The largest zstd window accepted, bytes (8 MiB: zstd's level 19 for a
+/// stream of unknown size); xz decoders may use twice that (preset 6, Python
+/// `lzma`'s default, has an 8 MiB dictionary plus the decoder's state).
 pub const MAX_WINDOW_BYTES: u64 = 8 << 20;
 
 /// How an object is compressed, from the suffix of its key.

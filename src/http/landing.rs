@@ -311,15 +311,16 @@ mod tests {
 
     /// A snapshot after one successful walk.
     fn done(summary: TargetSummary) -> TargetSnapshot {
-        let mut snap = TargetSnapshot::default();
-        snap.s3 = CollectorState {
-            last_good: Some(Arc::new(summary)),
-            up: true,
-            attempts: 1,
-            last_success: Some(1_762_000_000.0),
+        TargetSnapshot {
+            s3: CollectorState {
+                last_good: Some(Arc::new(summary)),
+                up: true,
+                attempts: 1,
+                last_success: Some(1_762_000_000.0),
+                ..Default::default()
+            },
             ..Default::default()
-        };
-        snap
+        }
     }
 
     #[test]

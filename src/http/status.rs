@@ -133,6 +133,3 @@ pub async fn handler(State(state): State<AppState>) -> Response {
     let snaps: Vec<_> = state.store.targets.iter().map(|t| t.snapshot()).collect();
     Json(status(&state.store, &snaps)).into_response()
 }
-
-#[cfg(test)]
-mod tests;

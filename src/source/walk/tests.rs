@@ -1,1 +1,317 @@
+//! The walk on an in-memory object store with S3's listing semantics (keys
+//! sorted bytewise, delimiter roll-up, start-after, small pages), no services.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use super::*;
+use crate::catalog::compression::{Codec, tests::compress};
+use crate::source::store::{ErrorReason, ObjectInfo, Page, StoreError, Unusable};
+
+/// A failure of the in-memory store.
+#[derive(Debug, thiserror::Error)]
+#[error("memory store: {0:?}")]
+struct MemError(ErrorReason);
+
+impl StoreError for MemError {
+    fn reason(&self) -> ErrorReason {
+        self.0
+    }
+}
+
+/// A bucket in memory: sorted keys, `page_size` entries a page, GETs
+/// refused (403) or failing (5xx) for chosen keys; counts its requests.
+#[derive(Default)]
+struct Memory {
+    objects: BTreeMap<String, Vec<u8>>,
+    page_size: usize,
+    refused: BTreeSet<String>,
+    broken: BTreeSet<String>,
+    lists: Mutex<u64>,
+    gets: Mutex<Vec<String>>,
+}
+
+impl Memory {
+    fn put(&mut self, key: &str, body: impl Into<Vec<u8>>) {
+        self.objects.insert(key.to_string(), body.into());
+    }
+
+    fn counts(&self) -> (u64, usize) {
+        (*self.lists.lock().unwrap(), self.gets.lock().unwrap().len())
+    }
+
+    /// Every entry of a listing, as S3 returns them across pages.
+    fn entries(&self, l: Listing<'_>) -> Vec<Result<ObjectInfo, String>> {
+        let mut out: Vec<Result<ObjectInfo, String>> = Vec::new();
+        for (key, body) in self.objects.range(l.prefix.to_string()..) {
+            if !key.starts_with(l.prefix) {
+                break;
+            }
+            if l.start_after.is_some_and(|a| key.as_str() <= a) {
+                continue;
+            }
+            let rest = &key[l.prefix.len()..];
+            match l.delimiter.and_then(|d| rest.find(d).map(|i| i + d.len())) {
+                Some(end) => {
+                    let p = format!("{}{}", l.prefix, &rest[..end]);
+                    if out.last().is_none_or(|e| e.as_ref().err() != Some(&p)) {
+                        out.push(Err(p));
+                    }
+                }
+                None => out.push(Ok(ObjectInfo {
+                    key: key.clone(),
+                    size: body.len() as u64,
+                    etag: Some(format!(
+                        "\"{:x}\"",
+                        body.len() * 31 + body.iter().map(|b| *b as usize).sum::<usize>()
+                    )),
+                    last_modified: Some(1_700_000_000.0),
+                    storage_class: Some("STANDARD".into()),
+                })),
+            }
+        }
+        out
+    }
+}
+
+impl ObjectStore for Memory {
+    type Error = MemError;
+
+    async fn list<F>(&self, listing: Listing<'_>, mut on_page: F) -> Result<(), MemError>
+    where
+        F: FnMut(Page) -> bool + Send,
+    {
+        let entries = self.entries(listing);
+        let mut chunks = entries.chunks(self.page_size.max(1)).peekable();
+        if chunks.peek().is_none() {
+            *self.lists.lock().unwrap() += 1;
+            on_page(Page::default());
+            return Ok(());
+        }
+        for chunk in chunks {
+            *self.lists.lock().unwrap() += 1;
+            let mut page = Page::default();
+            for e in chunk {
+                match e {
+                    Ok(o) => page.objects.push(o.clone()),
+                    Err(p) => page.prefixes.push(p.clone()),
+                }
+            }
+            if !on_page(page) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &str, max_bytes: u64) -> Result<Result<Vec<u8>, Unusable>, MemError> {
+        self.gets.lock().unwrap().push(key.to_string());
+        if self.broken.contains(key) {
+            return Err(MemError(ErrorReason::ServerError));
+        }
+        if self.refused.contains(key) {
+            let reason = ErrorReason::AccessDenied;
+            let message = "AccessDenied".to_string();
+            return Ok(Err(Unusable::Refused { reason, message }));
+        }
+        Ok(match self.objects.get(key) {
+            None => Err(Unusable::Refused {
+                reason: ErrorReason::ClientError,
+                message: "NoSuchKey".into(),
+            }),
+            Some(b) if b.len() as u64 > max_bytes => Err(Unusable::TooLarge { limit: max_bytes }),
+            Some(b) => Ok(b.clone()),
+        })
+    }
+}
+
+fn info(begin_wal: &str, end_wal: &str, end_time: &str) -> String {
+    format!(
+        "status=DONE\nbegin_time=2025-11-26 09:15:49+00:00\nend_time={end_time}\nbegin_wal={begin_wal}\n\
+         end_wal={end_wal}\ntimeline=1\nsystemid=7441478432510885907\nxlog_segment_size=16777216\n"
+    )
+}
+
+/// Two servers under `pg/`: `a` with two backups, WAL on two directories of
+/// timeline 1 and a switch to timeline 2 (its `.history` bzip2-compressed);
+/// `b` with one backup and one directory; a stray object at the root.
+fn bucket(page_size: usize) -> Memory {
+    let mut m = Memory {
+        page_size,
+        ..Default::default()
+    };
+    m.put("pg/stray.txt", "x");
+    m.put(
+        "pg/a/base/20250101T000000/backup.info",
+        info(
+            "000000010000000000000001",
+            "000000010000000000000001",
+            "2025-01-01 01:00:00+00:00",
+        ),
+    );
+    m.put("pg/a/base/20250101T000000/data.tar", "tar");
+    m.put(
+        "pg/a/base/20250102T000000/backup.info",
+        info(
+            "000000010000000100000002",
+            "000000010000000100000002",
+            "2025-01-02 01:00:00+00:00",
+        ),
+    );
+    m.put("pg/a/base/20250102T000000/data.tar", "tar");
+    m.put("pg/a/base/20250102T000000/annotations/keep", "standalone");
+    for seg in 1..=4 {
+        m.put(&format!("pg/a/wals/0000000100000000/00000001000000000000000{seg}"), "w");
+    }
+    for seg in 0..=3 {
+        m.put(&format!("pg/a/wals/0000000100000001/00000001000000010000000{seg}"), "w");
+    }
+    m.put("pg/a/wals/0000000200000001/000000020000000100000003", "w");
+    m.put(
+        "pg/a/wals/00000002.history.bz2",
+        compress(Codec::Bzip2, b"1\t1/3000000\tno recovery target specified\n"),
+    );
+    m.put(
+        "pg/b/base/20250103T000000/backup.info",
+        info(
+            "000000010000000000000005",
+            "000000010000000000000005",
+            "2025-01-03 01:00:00+00:00",
+        ),
+    );
+    m.put("pg/b/wals/0000000100000000/000000010000000000000005", "w");
+    m
+}
+
+fn opts(now: f64) -> WalkOptions {
+    WalkOptions {
+        retention: None,
+        now,
+        full_walk_interval: 86_400.0,
+        list_concurrency: 2,
+    }
+}
+
+async fn walked(m: &Memory, now: f64, prev: &WalkCache) -> Walk {
+    walk(m, "pg/", opts(now), prev).await.unwrap()
+}
+
+fn server<'a>(w: &'a Walk, name: &str) -> &'a ServerCatalog {
+    w.catalog.servers.iter().find(|s| s.name == name).unwrap()
+}
+
+/// What must not depend on how the bucket was walked.
+fn facts(s: &ServerCatalog) -> String {
+    let backups: Vec<String> = s
+        .backups
+        .iter()
+        .map(|b| format!("{}:{}:{}:{:?}", b.id, b.objects, b.bytes, b.keep))
+        .collect();
+    format!(
+        "{backups:?} {:?} {:?} {:?} {:?} {} {:?}",
+        s.wal.by_kind,
+        s.wal.names,
+        s.wal.newest_segment,
+        s.histories,
+        s.histories_unreadable,
+        s.base_usage()
+    )
+}
+
+#[tokio::test]
+async fn a_cold_walk_reads_everything_once() {
+    let m = bucket(1000);
+    let w = walked(&m, 1e9, &WalkCache::default()).await;
+    assert_eq!(w.catalog.servers.len(), 2);
+    assert_eq!(w.catalog.loose.objects, 1);
+    let a = server(&w, "a");
+    assert_eq!(a.backups.len(), 2);
+    assert!(a.backups.iter().all(|b| matches!(b.info, BackupInfoState::Parsed(_))));
+    assert!(a.backups[1].keep.is_some());
+    assert_eq!(a.wal.by_kind[0].objects, 9, "segments");
+    assert_eq!(a.histories[&2][0].switch_lsn, 0x1_0300_0000);
+    assert_eq!(a.histories_unreadable, 0);
+    assert_eq!(
+        w.stats,
+        WalkStats {
+            full_servers: 2,
+            listed_dirs: 4,
+            ..Default::default()
+        }
+    );
+    // 3 backup.info, 1 keep, 1 history; 1 + 2 × (base, wals root) + chunks.
+    let (lists, gets) = m.counts();
+    assert_eq!(gets, 5);
+    assert!(lists >= 5 + 2, "{lists}");
+    assert_eq!(w.cache.size(), (2, 4));
+}
+
+#[tokio::test]
+async fn small_pages_give_the_same_catalog() {
+    let big = walked(&bucket(1000), 1e9, &WalkCache::default()).await;
+    let m = bucket(2);
+    let small = walked(&m, 1e9, &WalkCache::default()).await;
+    for name in ["a", "b"] {
+        assert_eq!(facts(server(&big, name)), facts(server(&small, name)), "{name}");
+    }
+    let (lists, _) = m.counts();
+    assert!(lists > 12, "pages of 2 entries: {lists} listings");
+}
+
+#[tokio::test]
+async fn an_incremental_walk_reuses_directories_and_objects() {
+    let mut m = bucket(3);
+    let first = walked(&m, 1e9, &WalkCache::default()).await;
+    let before = m.counts();
+    // New WAL in the newest directory of timeline 2, and a new directory.
+    m.put("pg/a/wals/0000000200000001/000000020000000100000004", "w");
+    m.put("pg/a/wals/0000000200000002/000000020000000200000000", "w");
+    let inc = walked(&m, 1e9 + 60.0, &first.cache).await;
+    assert_eq!(inc.stats.incremental_servers, 2);
+    assert_eq!(inc.stats.full_servers, 0);
+    // a: 0000000100000000 reused; b: its one directory is active, listed again.
+    assert_eq!(inc.stats.reused_dirs, 1);
+    assert_eq!(inc.stats.reused_objects, 5, "3 backup.info, 1 keep, 1 history");
+    let after = m.counts();
+    assert_eq!(after.1, before.1, "nothing fetched again");
+    let cold = walked(&m, 1e9 + 60.0, &WalkCache::default()).await;
+    for name in ["a", "b"] {
+        assert_eq!(facts(server(&inc, name)), facts(server(&cold, name)), "{name}");
+    }
+    assert_eq!(server(&inc, "a").wal.by_kind[0].objects, 11);
+}
+
+#[tokio::test]
+async fn refused_and_oversized_objects_are_unreadable_and_the_walk_goes_on() {
+    let mut m = bucket(1000);
+    m.refused.insert("pg/a/base/20250101T000000/backup.info".into());
+    // A bzip2 bomb: 4 MiB of zeros, far over the 1 MiB bound once decompressed.
+    m.put(
+        "pg/b/wals/00000002.history.bz2",
+        compress(Codec::Bzip2, &vec![0u8; 4 << 20]),
+    );
+    let w = walked(&m, 1e9, &WalkCache::default()).await;
+    let a = server(&w, "a");
+    match &a.backups[0].info {
+        BackupInfoState::Unreadable(why) => assert_eq!(why, "GET refused (access_denied): AccessDenied"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(a.backups[1].info, BackupInfoState::Parsed(_)));
+    let b = server(&w, "b");
+    assert_eq!(b.histories_unreadable, 1);
+    assert!(b.histories.is_empty());
+    // A refused GET is read again next time; the bomb is not (same ETag).
+    let gets = m.counts().1;
+    let again = walked(&m, 1e9 + 1.0, &w.cache).await;
+    let refetched: Vec<String> = m.gets.lock().unwrap()[gets..].to_vec();
+    assert_eq!(refetched, vec!["pg/a/base/20250101T000000/backup.info".to_string()]);
+    assert_eq!(server(&again, "b").histories_unreadable, 1);
+}
+
+#[tokio::test]
+async fn a_server_error_on_a_get_fails_the_walk() {
+    let mut m = bucket(1000);
+    m.broken.insert("pg/a/wals/00000002.history.bz2".into());
+    let e = walk(&m, "pg/", opts(1e9), &WalkCache::default()).await.unwrap_err();
+    assert_eq!(e.reason(), ErrorReason::ServerError);
+}
