@@ -15,6 +15,8 @@ use std::io::Read;
 
 use thiserror::Error;
 
+use super::key::Compression;
+
 /// The largest zstd window accepted, bytes (8 MiB: zstd's level 19 for a
 /// stream of unknown size); xz decoders may use twice that (preset 6, Python
 /// `lzma`'s default, has an 8 MiB dictionary plus the decoder's state).
@@ -43,16 +45,11 @@ impl Codec {
     /// The codec of a key ending in `plain_suffix` (e.g. `history`) or in
     /// `<plain_suffix>.<codec>`; `None` for another suffix.
     pub fn of_key(key: &str, plain_suffix: &str) -> Option<Self> {
-        Some(match key.rsplit('.').next().unwrap_or("") {
-            s if s == plain_suffix => Self::Plain,
-            "gz" => Self::Gzip,
-            "bz2" => Self::Bzip2,
-            "xz" => Self::Xz,
-            "snappy" => Self::Snappy,
-            "zst" => Self::Zstd,
-            "lz4" => Self::Lz4,
-            _ => return None,
-        })
+        let suffix = key.rsplit('.').next().unwrap_or("");
+        if suffix == plain_suffix {
+            return Some(Self::Plain);
+        }
+        Compression::from_suffix(suffix).map(Self::from)
     }
 
     /// The codec's name, as barman's option names it (`plain` when stored as is).
@@ -65,6 +62,20 @@ impl Codec {
             Self::Snappy => "snappy",
             Self::Zstd => "zstd",
             Self::Lz4 => "lz4",
+        }
+    }
+}
+
+impl From<Compression> for Codec {
+    /// The decoder of one of barman-cloud's compression suffixes.
+    fn from(c: Compression) -> Self {
+        match c {
+            Compression::Gzip => Self::Gzip,
+            Compression::Bzip2 => Self::Bzip2,
+            Compression::Xz => Self::Xz,
+            Compression::Snappy => Self::Snappy,
+            Compression::Zstd => Self::Zstd,
+            Compression::Lz4 => Self::Lz4,
         }
     }
 }
