@@ -9,6 +9,8 @@
 //!   stays off the metrics to keep cardinality bounded);
 //! * `/`: an HTML landing page with the same information.
 
+pub mod render_cache;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -23,6 +25,7 @@ use tower_http::compression::CompressionLayer;
 
 use crate::metrics::{self, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::snapshot::{CollectorState, Store, TargetSlot, TargetSnapshot};
+use render_cache::RenderCache;
 
 /// Shared state of the HTTP handlers.
 #[derive(Debug, Clone)]
@@ -31,6 +34,19 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Path the metrics are served on (e.g. `/metrics`).
     pub telemetry_path: String,
+    /// The snapshot part of the exposition, rendered once per publish.
+    pub render_cache: Arc<RenderCache>,
+}
+
+impl AppState {
+    /// The state for `store`, serving the metrics on `telemetry_path`, with an empty render cache.
+    pub fn new(store: Arc<Store>, telemetry_path: impl Into<String>) -> Self {
+        Self {
+            store,
+            telemetry_path: telemetry_path.into(),
+            render_cache: Arc::default(),
+        }
+    }
 }
 
 /// Builds the router.
@@ -52,13 +68,13 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
     if accept.contains("text/plain") && !accept.contains("application/openmetrics-text") {
         (
             [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
-            metrics::render_text(&state.store),
+            state.render_cache.text(&state.store),
         )
             .into_response()
     } else {
         (
             [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-            metrics::render_openmetrics(&state.store),
+            state.render_cache.openmetrics(&state.store),
         )
             .into_response()
     }
@@ -305,10 +321,7 @@ mod tests {
             figment::Figment::new().merge(Yaml::string("targets: [{name: \"a<b\", destination_path: 's3://b/p'}]")),
         )
         .unwrap();
-        AppState {
-            store: Arc::new(Store::new(&config)),
-            telemetry_path: "/metrics".into(),
-        }
+        AppState::new(Arc::new(Store::new(&config)), "/metrics")
     }
 
     async fn get(state: AppState, path: &str, accept: Option<&str>) -> (StatusCode, String, String) {
