@@ -18,20 +18,9 @@ use thiserror::Error;
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "BARMAN_CLOUD_EXPORTER_";
 
-/// Label names the exporter sets itself; static labels may not reuse them.
-pub const RESERVED_LABELS: &[&str] = &[
-    "target",
-    "server",
-    "status",
-    "kind",
-    "collector",
-    "reason",
-    "operation",
-    "version",
-    "revision",
-    "job",
-    "instance",
-];
+/// Label names the exporter sets itself (and `job`, `instance`); static labels
+/// may not reuse them. From the metric catalogue, where they are defined once.
+pub const RESERVED_LABELS: &[&str] = crate::metrics::catalogue::RESERVED_LABELS;
 
 /// A configuration error. Messages name the key and the problem.
 #[derive(Debug, Error)]

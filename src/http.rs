@@ -16,6 +16,8 @@ pub mod landing;
 pub mod status;
 pub mod timeline;
 
+pub mod render_cache;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -26,8 +28,9 @@ use axum::routing::get;
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 
-use crate::metrics::{self, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::metrics::{OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::snapshot::Store;
+use render_cache::RenderCache;
 
 /// Shared state of the HTTP handlers.
 #[derive(Debug, Clone)]
@@ -36,6 +39,19 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Path the metrics are served on (e.g. `/metrics`).
     pub telemetry_path: String,
+    /// The snapshot part of the exposition, rendered once per publish.
+    pub render_cache: Arc<RenderCache>,
+}
+
+impl AppState {
+    /// The state for `store`, serving the metrics on `telemetry_path`, with an empty render cache.
+    pub fn new(store: Arc<Store>, telemetry_path: impl Into<String>) -> Self {
+        Self {
+            store,
+            telemetry_path: telemetry_path.into(),
+            render_cache: Arc::default(),
+        }
+    }
 }
 
 /// Builds the router.
@@ -57,13 +73,13 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
     if accept.contains("text/plain") && !accept.contains("application/openmetrics-text") {
         (
             [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
-            metrics::render_text(&state.store),
+            state.render_cache.text(&state.store),
         )
             .into_response()
     } else {
         (
             [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-            metrics::render_openmetrics(&state.store),
+            state.render_cache.openmetrics(&state.store),
         )
             .into_response()
     }
@@ -96,10 +112,7 @@ mod tests {
             figment::Figment::new().merge(Yaml::string("targets: [{name: \"a<b\", destination_path: 's3://b/p'}]")),
         )
         .unwrap();
-        AppState {
-            store: Arc::new(Store::new(&config)),
-            telemetry_path: "/metrics".into(),
-        }
+        AppState::new(Arc::new(Store::new(&config)), "/metrics")
     }
 
     async fn get(state: AppState, path: &str, accept: Option<&str>) -> (StatusCode, String, String) {

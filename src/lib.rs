@@ -14,7 +14,8 @@
 //! * [`catalog`]: pure barman-cloud knowledge (keys, WAL names, `backup.info`,
 //!   the per-server analysis), unit-tested from fixtures;
 //! * [`snapshot`]: immutable per-target snapshots swapped in after each collection;
-//! * [`metrics`]: the metric catalogue and encoder; [`http`]: the router;
+//! * [`metrics`]: the metric catalogue, the encoders (OpenMetrics, text 0.0.4) and
+//!   the process figures; [`http`]: the router and the render cache;
 //! * [`web_config`]: optional TLS and basic auth in front of the router (`--web.config.file`).
 
 pub mod catalog;
@@ -111,18 +112,19 @@ impl Drop for CollectorRuntime {
 
 /// Renders the exposition's snapshot part after every publish (coalesced),
 /// on the blocking pool of the collector runtime, so the scrape that follows
-/// finds it ready ([`metrics::prerender`]).
-async fn prerender_on_publish(store: Arc<Store>, shutdown: CancellationToken) {
+/// finds it ready in `cache` ([`http::render_cache::RenderCache::prerender`]).
+async fn prerender_on_publish(
+    store: Arc<Store>,
+    cache: Arc<http::render_cache::RenderCache>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = store.published() => {}
             () = shutdown.cancelled() => break,
         }
-        let s = store.clone();
-        if tokio::task::spawn_blocking(move || metrics::prerender(&s))
-            .await
-            .is_err()
-        {
+        let (s, c) = (store.clone(), cache.clone());
+        if tokio::task::spawn_blocking(move || c.prerender(&s)).await.is_err() {
             warn!("rendering the metrics after a publish failed; scrapes render them instead");
         }
     }
@@ -172,12 +174,16 @@ pub async fn run_with_web_config(
             &on,
         );
     }
-    tasks.spawn_on(prerender_on_publish(store.clone(), shutdown.clone()), &on);
+    let state = http::AppState::new(store.clone(), telemetry_path.clone());
+    tasks.spawn_on(
+        prerender_on_publish(store, state.render_cache.clone(), shutdown.clone()),
+        &on,
+    );
     if let Ok(addr) = listener.local_addr() {
         let (scheme, auth) = (web.scheme(), web.requires_auth());
         info!(%addr, targets = config.targets.len(), basic_auth = auth, "serving metrics on {scheme}://{addr}{telemetry_path}");
     }
-    let app = web.protect(http::router(http::AppState { store, telemetry_path }));
+    let app = web.protect(http::router(state));
     let stop = shutdown.clone();
     let served = match web.tls() {
         None => {

@@ -7,6 +7,7 @@
 //! marks its collector down.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -112,8 +113,18 @@ pub struct TargetSlot {
     /// S3 requests sent for this target.
     pub requests: Arc<RequestCounter>,
     current: RwLock<Arc<TargetSnapshot>>,
-    /// Shared by all slots of a [`Store`]: woken at every publish.
-    published: Arc<tokio::sync::Notify>,
+    /// Shared by all slots of a [`Store`]: counted and woken at every publish.
+    published: Arc<Publications>,
+}
+
+/// The publications of a [`Store`]'s slots: a generation counter and a
+/// notification, both moved by every publish of any target.
+#[derive(Debug, Default)]
+struct Publications {
+    /// Publishes so far ([`Store::generation`]).
+    generation: AtomicU64,
+    /// Woken at every publish ([`Store::published`]).
+    notify: tokio::sync::Notify,
 }
 
 impl TargetSlot {
@@ -134,7 +145,9 @@ impl TargetSlot {
             Ok(mut g) => *g = next,
             Err(p) => *p.into_inner() = next,
         }
-        self.published.notify_one();
+        // After the swap: whoever reads the new generation then sees the new snapshot.
+        self.published.generation.fetch_add(1, Ordering::Release);
+        self.published.notify.notify_one();
     }
 }
 
@@ -145,12 +158,8 @@ pub struct Store {
     pub interval: Duration,
     /// One slot per target.
     pub targets: Vec<Arc<TargetSlot>>,
-    /// The exposition of the current snapshots, rendered after each publish
-    /// by [`crate::metrics::prerender`] (or by a scrape that comes first) and
-    /// reused until the next ([`crate::metrics`]).
-    pub rendered: std::sync::Mutex<Option<Arc<crate::metrics::Rendered>>>,
-    /// Woken at every publish of any target ([`Store::published`]).
-    published: Arc<tokio::sync::Notify>,
+    /// Counted and woken at every publish of any target.
+    published: Arc<Publications>,
     /// The runtime the collections run on, when apart from the one serving
     /// HTTP (its tasks count in `barman_cloud_exporter_tasks`).
     pub collector_runtime: std::sync::OnceLock<tokio::runtime::Handle>,
@@ -159,11 +168,10 @@ pub struct Store {
 impl Store {
     /// Creates empty slots for every configured target.
     pub fn new(config: &Config) -> Self {
-        let published = Arc::new(tokio::sync::Notify::new());
+        let published = Arc::new(Publications::default());
         Self {
             interval: config.interval,
             targets: config.targets.iter().map(|t| Arc::new(slot(t, &published))).collect(),
-            rendered: std::sync::Mutex::new(None),
             published,
             collector_runtime: std::sync::OnceLock::new(),
         }
@@ -172,7 +180,15 @@ impl Store {
     /// Resolves after the next publish of any target (or at once if one
     /// happened since the last call: notifications coalesce into one).
     pub async fn published(&self) {
-        self.published.notified().await;
+        self.published.notify.notified().await;
+    }
+
+    /// The publish generation: how many publishes of any target happened so
+    /// far. It moves after the new snapshot is in place, so anything read
+    /// after reading generation `g` is at least as new as `g` (a rendering
+    /// cached under `g` is current while the generation is still `g`).
+    pub fn generation(&self) -> u64 {
+        self.published.generation.load(Ordering::Acquire)
     }
 
     /// Whether every target has completed its first collection (success or not).
@@ -181,7 +197,7 @@ impl Store {
     }
 }
 
-fn slot(t: &Target, published: &Arc<tokio::sync::Notify>) -> TargetSlot {
+fn slot(t: &Target, published: &Arc<Publications>) -> TargetSlot {
     TargetSlot {
         name: t.name.clone(),
         labels: t.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),

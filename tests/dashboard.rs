@@ -264,7 +264,8 @@ async fn populated_scrape(exporter: &Exporter, server: &str) -> String {
                 &[scenario[0], ("collector", "postgres")],
             ) == Some(1.0)
             && value(&s, "barman_cloud_wal_missing_segments", &[("server", server)]).is_some()
-            && s.iter().any(|x| x.name == "barman_cloud_collector_errors_total");
+            && s.iter()
+                .any(|x| x.name == "barman_cloud_collector_errors_total" && x.value > 0.0);
         if ok {
             return body;
         }

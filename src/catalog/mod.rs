@@ -6,6 +6,7 @@
 //! the numbers the exporter publishes.
 
 pub mod analysis;
+pub mod archiver;
 pub mod backup_info;
 pub mod compression;
 pub mod continuity;

@@ -1,0 +1,180 @@
+//! The `/metrics` render cache: the snapshot part of the exposition
+//! ([`SnapshotFamilies`]) rendered once per [`Store::generation`] and reused by
+//! every scrape until the next publish (a scrape then copies bytes; encoding
+//! thousands of series is paid once per collection, not per scrape). The live
+//! families are encoded at every scrape. Presentation state lives here, on the
+//! HTTP side; the store only counts its publishes.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::metrics::{Live, SnapshotFamilies};
+use crate::snapshot::Store;
+
+/// The last rendered snapshot part, shared by the handlers and the
+/// prerenderer ([`crate::run`]).
+#[derive(Debug, Default)]
+pub struct RenderCache {
+    current: Mutex<Option<Arc<SnapshotFamilies>>>,
+}
+
+impl RenderCache {
+    /// The snapshot part of the store's current generation: from the cache,
+    /// or rendered now (the lock is not held while rendering, so a scrape
+    /// never waits for another one's rendering). A rendering replaces the
+    /// cached one only if it is not older.
+    pub fn snapshot_families(&self, store: &Store) -> Arc<SnapshotFamilies> {
+        let generation = store.generation();
+        let cached = self.lock().clone();
+        if let Some(r) = cached
+            && r.generation() == generation
+        {
+            return r;
+        }
+        let fresh = Arc::new(SnapshotFamilies::render(store));
+        self.keep(&fresh);
+        fresh
+    }
+
+    /// Caches `fresh` unless the cache holds a newer generation already (a
+    /// slow rendering that finishes after a newer one).
+    fn keep(&self, fresh: &Arc<SnapshotFamilies>) {
+        let mut slot = self.lock();
+        if slot.as_ref().is_none_or(|r| r.generation() <= fresh.generation()) {
+            *slot = Some(fresh.clone());
+        }
+    }
+
+    /// Renders the current generation in both formats unless already done:
+    /// called after every publish off the HTTP path, so scrapes find it ready.
+    pub fn prerender(&self, store: &Store) {
+        let _ = self.snapshot_families(store).text();
+    }
+
+    /// The whole OpenMetrics exposition (ends with `# EOF`).
+    pub fn openmetrics(&self, store: &Store) -> String {
+        self.snapshot_families(store)
+            .with_live_openmetrics(store, Live::now(store))
+    }
+
+    /// The whole exposition in text format 0.0.4.
+    pub fn text(&self, store: &Store) -> String {
+        self.snapshot_families(store).with_live_text(store, Live::now(store))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<SnapshotFamilies>>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached rendering, if any (for tests and diagnostics).
+    pub fn cached(&self) -> Option<Arc<SnapshotFamilies>> {
+        self.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use figment::providers::{Format, Yaml};
+    use std::time::Duration;
+
+    fn store() -> Store {
+        let config = Config::from_figment(figment::Figment::new().merge(Yaml::string(
+            "interval: 5m\ntargets: [{name: t1, labels: {namespace: ns}, destination_path: 's3://b/p', postgres: {url: 'postgresql://u@h/db', server: pg-main}}]",
+        )))
+        .unwrap();
+        let store = Store::new(&config);
+        store.targets[0].publish(|t| {
+            if let Some(pg) = &mut t.postgres {
+                pg.record(
+                    Err(crate::collector::Failure::Postgres(
+                        crate::source::postgres::PgError::new(
+                            crate::source::postgres::PgErrorReason::Connect,
+                            "refused",
+                        ),
+                    )),
+                    Duration::from_millis(3),
+                );
+            }
+        });
+        store
+    }
+
+    #[test]
+    fn the_snapshot_part_is_cached_until_a_publish_and_live_families_are_fresh() {
+        let store = store();
+        let cache = RenderCache::default();
+        let up = r#"barman_cloud_collector_up{target="t1",namespace="ns",collector="postgres"}"#;
+        let first = cache.openmetrics(&store);
+        assert!(first.contains(&format!("{up} 0")));
+        let cached = cache.cached().unwrap();
+        assert_eq!(cached.generation(), store.generation());
+        // Live counters move without a publish; the cached part is reused.
+        store.targets[0].requests.record("ListObjectsV2", "GET");
+        let second = cache.openmetrics(&store);
+        assert!(
+            second
+                .contains(r#"barman_cloud_s3_requests_total{target="t1",namespace="ns",operation="ListObjectsV2"} 1"#)
+        );
+        assert!(Arc::ptr_eq(&cached, &cache.cached().unwrap()));
+        assert!(second.ends_with("# EOF\n") && second.matches("# EOF").count() == 1);
+        // A publish invalidates it.
+        store.targets[0].publish(|t| {
+            if let Some(pg) = &mut t.postgres {
+                pg.up = true;
+            }
+        });
+        let third = cache.openmetrics(&store);
+        assert!(third.contains(&format!("{up} 1")), "{third}");
+        assert!(!Arc::ptr_eq(&cached, &cache.cached().unwrap()));
+        // The text format is the conversion of the same exposition.
+        let stable = |t: String| {
+            t.lines()
+                .filter(|l| !l.starts_with("process_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(
+            stable(cache.text(&store)),
+            stable(crate::metrics::openmetrics_to_text(&cache.openmetrics(&store)))
+        );
+    }
+
+    #[test]
+    fn an_older_rendering_never_replaces_a_newer_one() {
+        let store = store();
+        let cache = RenderCache::default();
+        let old = Arc::new(SnapshotFamilies::render(&store));
+        store.targets[0].publish(|t| t.s3.attempts += 1);
+        let new = cache.snapshot_families(&store);
+        assert_eq!(new.generation(), old.generation() + 1);
+        // A slow scrape finishing an old rendering after the new one was cached.
+        cache.keep(&old);
+        assert!(Arc::ptr_eq(&cache.cached().unwrap(), &new));
+    }
+
+    #[tokio::test]
+    async fn a_publish_wakes_the_prerenderer_which_readies_both_formats() {
+        let store = store();
+        let cache = RenderCache::default();
+        store.targets[0].publish(|t| t.s3.attempts += 1);
+        store.targets[0].publish(|t| t.s3.attempts += 1);
+        // Three publishes (one in `store()`), one wake-up (coalesced), then nothing pending.
+        assert_eq!(store.generation(), 3);
+        tokio::time::timeout(Duration::from_secs(1), store.published())
+            .await
+            .expect("a publish wakes the renderer");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), store.published())
+                .await
+                .is_err()
+        );
+        cache.prerender(&store);
+        let r = cache.cached().expect("rendered");
+        assert_eq!(r.generation(), 3);
+        assert!(!r.text().is_empty(), "the text format is ready too");
+        // A scrape now reuses it.
+        let _ = cache.text(&store);
+        assert!(Arc::ptr_eq(&r, &cache.cached().unwrap()));
+    }
+}
