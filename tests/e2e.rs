@@ -45,6 +45,10 @@ async fn s3_metrics_equal_barman_and_a_direct_listing() {
     .await;
     exporter.wait_ready(Duration::from_secs(60)).await;
     let (om, s) = scrape(&exporter).await;
+    // The whole exposition of the real scenario through the real parser.
+    let text = exporter.get_text().await;
+    let (ok, msg) = common::promtool_check(&text);
+    assert!(ok, "promtool check metrics: {msg}\n{text}");
     let t = [("target", "scenario")];
     assert_eq!(
         value(&s, "barman_cloud_collector_up", &[t[0], ("collector", "s3")]),

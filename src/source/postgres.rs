@@ -101,28 +101,66 @@ impl PgError {
     }
 
     fn from_pg(e: &tokio_postgres::Error, target: &str) -> Self {
-        let reason = match e.code() {
-            Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
-                PgErrorReason::Auth
-            }
-            Some(_) => PgErrorReason::Query,
-            None => {
-                let text = format!("{e:?}").to_lowercase();
-                if text.contains("tls") || text.contains("certificate") || text.contains("ssl") {
-                    PgErrorReason::Tls
-                } else if text.contains("password") || text.contains("authentication") {
-                    PgErrorReason::Auth
-                } else if text.contains("timeout") || text.contains("timed out") {
-                    PgErrorReason::Timeout
-                } else {
-                    PgErrorReason::Connect
-                }
-            }
-        };
         let detail = e
             .as_db_error()
             .map_or_else(|| source_chain(e), |db| db.message().to_string());
-        Self::new(reason, format!("postgres {target}: {detail}"))
+        Self::new(classify(e), format!("postgres {target}: {detail}"))
+    }
+}
+
+/// The reason of a `tokio_postgres` error, from typed facts only:
+///
+/// 1. the server's SQLSTATE (`28P01` invalid password, `28000` no
+///    `pg_hba.conf` entry: [`PgErrorReason::Auth`]; any other: a failed
+///    [`PgErrorReason::Query`]);
+/// 2. else a [`rustls::Error`] anywhere in the error's source chain (directly
+///    or inside an `io::Error`, as tokio-rustls reports a failed handshake):
+///    [`PgErrorReason::Tls`];
+/// 3. else the error's kind, for the errors tokio-postgres raises with an
+///    untyped message ("server does not support TLS", an invalid SNI name,
+///    "password missing" when the server asks for one the URL lacks). The
+///    kind is private to tokio-postgres; it is the fixed first part of its
+///    `Display` (`error performing TLS handshake`: [`PgErrorReason::Tls`],
+///    `authentication error`: [`PgErrorReason::Auth`], `invalid
+///    configuration`: [`PgErrorReason::Config`], `timeout waiting for
+///    server`: [`PgErrorReason::Timeout`]);
+/// 4. else an `io::Error` of kind `TimedOut` in the chain (the connect
+///    timeout) is [`PgErrorReason::Timeout`], anything else (refused, reset,
+///    unreachable, closed) [`PgErrorReason::Connect`].
+fn classify(e: &tokio_postgres::Error) -> PgErrorReason {
+    if let Some(code) = e.code() {
+        return if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            PgErrorReason::Auth
+        } else {
+            PgErrorReason::Query
+        };
+    }
+    let mut io_kind = None;
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        if c.is::<rustls::Error>() {
+            return PgErrorReason::Tls;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            // `io::Error::source` skips the wrapped error itself: look at it.
+            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                return PgErrorReason::Tls;
+            }
+            io_kind.get_or_insert(io.kind());
+        }
+        cur = c.source();
+    }
+    let text = e.to_string();
+    if text.starts_with("error performing TLS handshake") {
+        PgErrorReason::Tls
+    } else if text.starts_with("authentication error") {
+        PgErrorReason::Auth
+    } else if text.starts_with("invalid configuration") {
+        PgErrorReason::Config
+    } else if text.starts_with("timeout waiting for server") || io_kind == Some(std::io::ErrorKind::TimedOut) {
+        PgErrorReason::Timeout
+    } else {
+        PgErrorReason::Connect
     }
 }
 

@@ -350,6 +350,21 @@ impl Exporter {
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
+    /// `/metrics` in the classic text format 0.0.4 (what `promtool check
+    /// metrics` parses), asked for as a client that only accepts `text/plain`.
+    pub async fn get_text(&self) -> String {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/metrics", self.base))
+            .header("Accept", "text/plain")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+        resp.text().await.unwrap()
+    }
+
     /// Waits until `/readyz` answers 200 (first collection of every target done).
     pub async fn wait_ready(&self, within: Duration) {
         let start = Instant::now();
@@ -534,4 +549,22 @@ pub async fn leftovers_from_listing(sc: &Scenario, wal_prefix: &str, first_begin
         }
     }
     (objects, bytes, history)
+}
+
+/// `promtool check metrics` (Debian `prometheus`: the real Prometheus parser
+/// and its lint) on `text`, a text-format 0.0.4 exposition: whether it passed
+/// and what promtool said.
+pub fn promtool_check(text: &str) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus) on PATH");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let msg = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), msg)
 }
