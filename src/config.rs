@@ -155,16 +155,32 @@ impl Target {
     }
 }
 
-/// Parses `s3://bucket[/path]` into `(bucket, "path/")`.
+/// Parses `s3://bucket[/path]` into `(bucket, prefix)` the way barman does
+/// (`cloud_providers/aws_s3.py::S3CloudInterface.__init__`: the bucket is
+/// `urlparse(url).netloc`, the path `urlparse(url).path.lstrip("/")`, and the
+/// server root `os.path.join(path, serverName)` in `cloud.py`):
+///
+/// * the bucket ends at the first `/`, `?` or `#`; the path at the first `?`
+///   or `#` (a query or fragment, which barman ignores);
+/// * no percent-decoding and no percent-encoding (urlparse does neither; the
+///   `url` crate's WHATWG parsing would percent-encode spaces and non-ASCII
+///   in the path, where barman's keys keep them raw);
+/// * the prefix is the path without leading `/`, with one `/` appended
+///   unless it is empty or already ends in `/` (`os.path.join`).
+///
+/// `None` without the `s3://` scheme, or with an empty bucket or one holding
+/// a space.
 pub fn parse_destination(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("s3://")?;
-    let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() || bucket.contains(['?', '#', ' ']) {
+    let netloc_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (bucket, after) = rest.split_at(netloc_end);
+    if bucket.is_empty() || bucket.contains(' ') {
         return None;
     }
-    let path = path.trim_matches('/');
-    let prefix = if path.is_empty() {
-        String::new()
+    let path = &after[..after.find(['?', '#']).unwrap_or(after.len())];
+    let path = path.trim_start_matches('/');
+    let prefix = if path.is_empty() || path.ends_with('/') {
+        path.to_string()
     } else {
         format!("{path}/")
     };
@@ -319,18 +335,24 @@ impl Config {
                     t.destination_path
                 ));
             }
-            if let Some(url) = &t.endpoint_url {
-                let shown = redact_url(url);
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    errs.push(format!(
-                        "{k}.endpoint_url: {shown:?} must start with http:// or https://"
-                    ));
-                }
-                if shown != *url {
-                    errs.push(format!(
-                        "{k}.endpoint_url: {shown:?} must not carry credentials \
-                         (use access_key_id_file and secret_access_key_file)"
-                    ));
+            if let Some(raw) = &t.endpoint_url {
+                match url::Url::parse(raw) {
+                    // The parse error names what is wrong, never the input.
+                    Err(e) => errs.push(format!("{k}.endpoint_url: not a valid URL ({e})")),
+                    Ok(u) => {
+                        let shown = redact_url(raw);
+                        if !matches!(u.scheme(), "http" | "https") {
+                            errs.push(format!(
+                                "{k}.endpoint_url: {shown:?} must start with http:// or https://"
+                            ));
+                        }
+                        if !u.username().is_empty() || u.password().is_some() {
+                            errs.push(format!(
+                                "{k}.endpoint_url: {shown:?} must not carry credentials \
+                                 (use access_key_id_file and secret_access_key_file)"
+                            ));
+                        }
+                    }
                 }
             }
             if t.access_key_id_file.is_some() != t.secret_access_key_file.is_some() {
@@ -390,15 +412,19 @@ impl Postgres {
 }
 
 /// `url` with its userinfo (user and password) replaced by `***`
-/// (`https://***@host/`), for messages; unchanged without userinfo.
+/// (`https://***@host/`), for messages; parsed with the `url` crate, so the
+/// result is its serialisation. Unchanged when it holds no userinfo; when it
+/// is not a URL at all, `<not a URL>` (it could still hold a secret).
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        None => url.to_string(),
-        Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority_end..]),
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            // Both fail only for URLs that cannot have userinfo, which these have.
+            let _ = u.set_password(None);
+            let _ = u.set_username("***");
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "<not a URL>".to_string(),
     }
 }
 
@@ -563,9 +589,63 @@ targets:
     #[test]
     fn urls_are_redacted() {
         assert_eq!(redact_url("http://a:pw@h:1/p?x#y"), "http://***@h:1/p?x#y");
-        assert_eq!(redact_url("https://tok@h"), "https://***@h");
+        assert_eq!(redact_url("https://tok@h"), "https://***@h/");
+        assert_eq!(redact_url("https://:pw@h"), "https://***@h/");
         assert_eq!(redact_url("https://h/p@q"), "https://h/p@q");
-        assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(redact_url("http://u:pw@h:notaport"), "<not a URL>");
+        assert_eq!(redact_url("not a url"), "<not a URL>");
+    }
+
+    #[test]
+    fn destinations_split_as_barman_urlparse_does() {
+        let p = |u: &str| parse_destination(u).map(|(b, p)| format!("{b}|{p}"));
+        assert_eq!(p("s3://b").as_deref(), Some("b|"));
+        assert_eq!(p("s3://b/").as_deref(), Some("b|"));
+        assert_eq!(p("s3://b/x/y").as_deref(), Some("b|x/y/"));
+        assert_eq!(p("s3://b/x/y/").as_deref(), Some("b|x/y/"));
+        assert_eq!(p("s3://b//x").as_deref(), Some("b|x/"), "lstrip(\"/\")");
+        assert_eq!(p("s3://b/x//").as_deref(), Some("b|x//"), "os.path.join keeps it");
+        assert_eq!(p("s3://b/x?versionId=1#f").as_deref(), Some("b|x/"), "query, fragment");
+        assert_eq!(p("s3://b?x").as_deref(), Some("b|"));
+        assert_eq!(
+            p("s3://b/my dir/%41é").as_deref(),
+            Some("b|my dir/%41é/"),
+            "raw, no decoding"
+        );
+        assert_eq!(p("s3:///x"), None);
+        assert_eq!(p("s3://my bucket/x"), None);
+        assert_eq!(p("gs://b/x"), None);
+    }
+
+    #[test]
+    fn endpoint_urls_are_checked_without_echoing_secrets() {
+        Jail::expect_with(|jail| {
+            let e = load(
+                jail,
+                r#"
+targets:
+  - {name: a, destination_path: "s3://b", endpoint_url: "https://AKIA:s3cr3t@h"}
+  - {name: b, destination_path: "s3://b", endpoint_url: "http://u:s3cr3t@h:port"}
+  - {name: c, destination_path: "s3://b", endpoint_url: "ftp://h"}
+"#,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(!e.contains("s3cr3t") && !e.contains("AKIA"), "{e}");
+            assert!(
+                e.contains("targets[0].endpoint_url: \"https://***@h/\" must not carry credentials"),
+                "{e}"
+            );
+            assert!(
+                e.contains("targets[1].endpoint_url: not a valid URL (invalid port number)"),
+                "{e}"
+            );
+            assert!(
+                e.contains("targets[2].endpoint_url: \"ftp://h\" must start with http://"),
+                "{e}"
+            );
+            Ok(())
+        });
     }
 
     #[test]
