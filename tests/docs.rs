@@ -1,6 +1,6 @@
 //! docs/metrics.md must list exactly the metrics the exporter emits, with their
-//! type and label names. (The end-to-end test checks the same against a scrape
-//! of the real scenario.)
+//! type and label names (the end-to-end test checks the same against a scrape
+//! of the real scenario); docs/api.md exactly the keys of `/api/status`.
 
 mod common;
 
@@ -128,4 +128,68 @@ async fn docs_list_every_emitted_metric_with_its_type_and_labels() {
         labels.remove("namespace"); // the target's static label
         assert_eq!(doc.labels, labels, "labels of {name}");
     }
+}
+
+/// Object paths of `tests/golden/status.json` whose keys are data (label
+/// values, operations), documented as maps and not broken down.
+const STATUS_MAPS: [&str; 5] = [
+    "targets[].labels",
+    "targets[].s3.errors",
+    "targets[].postgres.errors",
+    "targets[].s3_requests",
+    "targets[].s3_walks",
+];
+
+/// Every object path of `v` (`.` for the root, `a.b[]` for an element of an
+/// array) with the keys seen there, over all elements of every array.
+fn status_keys(v: &serde_json::Value, path: &str, out: &mut BTreeMap<String, std::collections::BTreeSet<String>>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            let shown = if path.is_empty() { "." } else { path };
+            if STATUS_MAPS.contains(&shown) {
+                return;
+            }
+            let keys = out.entry(shown.to_string()).or_default();
+            keys.extend(m.keys().cloned());
+            for (k, x) in m {
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                status_keys(x, &child, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| status_keys(x, &format!("{path}[]"), out)),
+        _ => {}
+    }
+}
+
+/// docs/api.md must document exactly the keys of a real `/api/status`
+/// document (the golden one of `tests/golden.rs`): one `### \`path\``
+/// section per object, one table row per key.
+#[test]
+fn docs_api_lists_every_key_of_the_status_document() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let golden = std::fs::read_to_string(root.join("tests/golden/status.json")).unwrap();
+    let mut want = BTreeMap::new();
+    status_keys(&serde_json::from_str(&golden).unwrap(), "", &mut want);
+
+    let doc = std::fs::read_to_string(root.join("docs/api.md")).unwrap();
+    let mut got: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut section = None;
+    for line in doc.lines() {
+        if let Some(h) = line.strip_prefix("### `").and_then(|h| h.strip_suffix('`')) {
+            section = Some(h.to_string());
+            got.entry(h.to_string()).or_default();
+        } else if let (Some(s), Some(cell)) = (&section, line.strip_prefix("| `")) {
+            let key = cell.split('`').next().unwrap();
+            got.get_mut(s).unwrap().insert(key.to_string());
+        }
+    }
+    assert!(
+        want.len() > 10 && want.contains_key("targets[].s3.data.servers[].backup_list[]"),
+        "{want:?}"
+    );
+    assert_eq!(got, want, "docs/api.md sections and keys vs tests/golden/status.json");
 }

@@ -1,8 +1,10 @@
 //! Golden end-to-end exposition (like node_exporter's
 //! `collector/fixtures/e2e-output.txt`): a fixture catalogue with fixed times,
 //! rendered through the real encoder with fixed live figures (tasks, process,
-//! build info), compared byte for byte with `tests/golden/exposition.txt`.
-//! No services needed.
+//! build info), compared byte for byte with `tests/golden/exposition.txt`;
+//! and the same store's `/api/status` document, compared with
+//! `tests/golden/status.json` (whose keys `docs/api.md` must document, see
+//! `tests/docs.rs`). No services needed.
 //!
 //! After an intended change of the output, regenerate the file and review its diff:
 //!
@@ -19,10 +21,12 @@ use barman_cloud_exporter::catalog::backup_info::BackupInfo;
 use barman_cloud_exporter::catalog::retention::{RetentionPolicy, WalRules};
 use barman_cloud_exporter::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage};
 use barman_cloud_exporter::config::Config;
+use barman_cloud_exporter::http::status::status;
 use barman_cloud_exporter::metrics::process::ProcessFigures;
 use barman_cloud_exporter::metrics::{Live, render_openmetrics_with};
 use barman_cloud_exporter::snapshot::{CollectorState, Store};
 use barman_cloud_exporter::source::postgres::ArchiverStatus;
+use barman_cloud_exporter::source::s3::WalkStats;
 use figment::providers::{Format, Yaml};
 
 /// "Now" of the fixture: 2025-11-10 00:00:00 UTC.
@@ -252,6 +256,14 @@ targets:
             ..Default::default()
         });
         t.walks = BTreeMap::from([("full", 1), ("incremental", 2)]);
+        t.last_walk = Some(WalkStats {
+            full_servers: 0,
+            incremental_servers: 2,
+            listed_dirs: 2,
+            reused_dirs: 5,
+            reused_objects: 9,
+            requests: 6,
+        });
     });
     store.targets[1].requests.record("ListObjectsV2", "GET");
     store.targets[1].publish(|t| {
@@ -284,10 +296,9 @@ fn live() -> Live {
     }
 }
 
-#[test]
-fn the_exposition_equals_the_golden_file() {
-    let got = render_openmetrics_with(&store(), live());
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/exposition.txt");
+/// `got` must equal the golden file `name` (rewritten under `BCE_UPDATE_GOLDEN`).
+fn compare_with_golden(name: &str, got: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
     if std::env::var_os("BCE_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &got).unwrap();
     }
@@ -304,7 +315,7 @@ fn the_exposition_equals_the_golden_file() {
             .position(|(a, b)| a != b)
             .unwrap_or(got.lines().count().min(want.lines().count()));
         panic!(
-            "the exposition differs from {} from line {}:\n  got:  {:?}\n  want: {:?}\n\
+            "the output differs from {} from line {}:\n  got:  {:?}\n  want: {:?}\n\
              If the change is intended: BCE_UPDATE_GOLDEN=1 cargo test --test golden, and review the diff.",
             path.display(),
             first + 1,
@@ -312,4 +323,20 @@ fn the_exposition_equals_the_golden_file() {
             want.lines().nth(first),
         );
     }
+}
+
+#[test]
+fn the_exposition_equals_the_golden_file() {
+    compare_with_golden("exposition.txt", &render_openmetrics_with(&store(), live()));
+}
+
+#[test]
+fn the_status_document_equals_the_golden_file() {
+    let store = store();
+    let snaps: Vec<_> = store.targets.iter().map(|t| t.snapshot()).collect();
+    let mut doc = serde_json::to_value(status(&store, &snaps)).unwrap();
+    // The build's own figures, fixed as in the exposition.
+    doc["version"] = "0.0.0-golden".into();
+    doc["revision"] = "golden".into();
+    compare_with_golden("status.json", &(serde_json::to_string_pretty(&doc).unwrap() + "\n"));
 }

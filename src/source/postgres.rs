@@ -205,15 +205,14 @@ pub struct ArchiverStatus {
 impl ArchiverStatus {
     /// Full segments between the last archived one and the segment being
     /// written (primary only; `None` when the last archived file is not a
-    /// plain segment on the current timeline).
+    /// plain segment on the current timeline); the arithmetic is
+    /// [`crate::catalog::archiver::pending_segments`].
     pub fn pending_segments(&self) -> Option<u64> {
-        let size = self.wal_segment_size?;
-        let last = crate::catalog::wal::SegmentName::parse(self.last_archived_wal.as_deref()?)?;
-        let current = crate::catalog::wal::SegmentName::parse(self.current_wal_file.as_deref()?)?;
-        if last.timeline != current.timeline {
-            return None;
-        }
-        Some(current.segno(size).saturating_sub(last.segno(size) + 1))
+        crate::catalog::archiver::pending_segments(
+            self.last_archived_wal.as_deref()?,
+            self.current_wal_file.as_deref()?,
+            self.wal_segment_size?,
+        )
     }
 }
 
