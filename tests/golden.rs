@@ -300,7 +300,7 @@ fn live() -> Live {
 fn compare_with_golden(name: &str, got: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
     if std::env::var_os("BCE_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &got).unwrap();
+        std::fs::write(&path, got).unwrap();
     }
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(

@@ -5,6 +5,7 @@
 
 pub mod fault_proxy;
 pub mod faults;
+pub mod hostile;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
