@@ -4,19 +4,37 @@
 //!
 //! # Layout
 //!
-//! Data flows config → targets → collectors → pure analysis → snapshot → HTTP:
+//! Data flows config → collectors → pure analysis → snapshot → HTTP:
 //!
 //! * [`config`]: the YAML/env configuration, validated at start-up;
-//! * [`scheduler`]: one loop per target, collecting every `interval` under a hard `timeout`,
-//!   on a tokio runtime of its own so that scrapes never queue behind collection work;
-//! * [`source::walk`] on the [`source::store`] seam, implemented by [`source::s3`];
-//!   [`source::postgres`]: the I/O (listings and bounded GETs; `pg_stat_archiver`);
-//! * [`catalog`]: pure barman-cloud knowledge (keys, WAL names, `backup.info`,
-//!   the per-server analysis), unit-tested from fixtures;
-//! * [`snapshot`]: immutable per-target snapshots swapped in after each collection;
-//! * [`metrics`]: the metric catalogue, the encoders (OpenMetrics, text 0.0.4) and
-//!   the process figures; [`http`]: the router and the render cache;
-//! * [`web_config`]: optional TLS and basic auth in front of the router (`--web.config.file`).
+//! * [`scheduler`]: one loop per target, running its collectors every
+//!   `interval` under one hard `timeout` and publishing the outcome, on a
+//!   tokio runtime of its own so that scrapes never queue behind collection
+//!   work; [`collector`]: the seam it runs (the S3 walk, the PostgreSQL query)
+//!   and their typed failures;
+//! * [`source`]: the I/O. [`source::store`] is the object-store seam (list a
+//!   prefix page by page, GET at most N bytes), [`source::s3`] its S3
+//!   implementation, [`source::walk`] the one (incremental) walk over it;
+//!   [`source::postgres`]: `pg_stat_archiver` with libpq's `sslmode`;
+//!   [`source::tls`]: CA bundles;
+//! * [`catalog`]: pure barman-cloud knowledge, no I/O, unit-tested from
+//!   fixtures: keys ([`catalog::key`]), WAL names and arithmetic
+//!   ([`catalog::wal`]), `backup.info` ([`catalog::backup_info`]), `.history`
+//!   ([`catalog::history`]), bounded decompression ([`catalog::compression`]),
+//!   listing plans ([`catalog::listing`]), continuity
+//!   ([`catalog::continuity`]), retention ([`catalog::retention`]), the
+//!   archiver↔bucket join ([`catalog::archiver`]) and the per-server
+//!   analysis ([`catalog::analysis`]);
+//! * [`snapshot`]: the store of immutable per-target snapshots, swapped in
+//!   after each collection, with a publish generation;
+//! * [`metrics`]: the metric catalogue ([`metrics::catalogue`]), the encoder
+//!   and its OpenMetrics and text 0.0.4 writers, the process figures
+//!   ([`metrics::process`]);
+//! * [`http`]: the router, the render cache ([`http::render_cache`]), the
+//!   landing page ([`http::landing`], [`http::timeline`]) and `/api/status`
+//!   ([`http::status`]);
+//! * [`web_config`]: optional TLS and basic auth in front of the router
+//!   (`--web.config.file`).
 
 pub mod catalog;
 pub mod collector;

@@ -113,7 +113,9 @@ pub struct Run<T> {
     pub collector: &'static str,
     /// Data, or why not.
     pub outcome: Result<T, Failure>,
-    /// Wall time of the attempt (at most the time left to the deadline).
+    /// Wall time of the attempt, from the start of the cycle (at most the
+    /// target's `timeout`; a collector that hits the deadline took exactly
+    /// `timeout`, however late `join!` first polled it).
     pub took: Duration,
 }
 
@@ -122,7 +124,10 @@ pub struct Run<T> {
 /// [`Failure::Deadline`].
 pub async fn run_one<C: Collector>(c: &mut C, now: f64, deadline: Instant, timeout: Duration) -> Run<C::Data> {
     let kind = c.kind();
-    let start = Instant::now();
+    // The cycle started `timeout` before the shared deadline. Measuring from
+    // the first poll instead would under-report a collector polled after
+    // another's synchronous set-up (e.g. the SDK client) ran.
+    let start = deadline.checked_sub(timeout).unwrap_or_else(Instant::now);
     let outcome = match tokio::time::timeout_at(deadline, c.collect(now)).await {
         Ok(r) => r,
         Err(_) => Err(Failure::Deadline {

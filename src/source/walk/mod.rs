@@ -2,7 +2,7 @@
 //! listings and small GETs, read-only, provider-neutral.
 //!
 //! Per target: one delimiter listing of the destination path finds the server
-//! prefixes; per server ([`ServerWalker`]), in this order:
+//! prefixes; per server (`ServerWalker`), in this order:
 //!
 //! 1. a recursive listing of `base/`: backup directories, their sizes, whether
 //!    each has a `backup.info` and a keep annotation;
