@@ -312,8 +312,8 @@ fn check_config_errors_do_not_echo_secrets() {
     );
     for needle in [
         "targets[0].postgres.url",
-        "targets[1].endpoint_url: \"https://***@s3.example\" must not carry credentials",
-        "targets[2].endpoint_url: \"ftp://***@s3.example\" must start with http",
+        "targets[1].endpoint_url: \"https://***@s3.example/\" must not carry credentials",
+        "targets[2].endpoint_url: \"ftp://***@s3.example/\" must start with http",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in {text}");
     }
