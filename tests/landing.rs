@@ -32,7 +32,7 @@ fn chromium(url: &str, profile: &Path, extra: &[&str]) -> String {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--window-size=1280,2400",
+            "--window-size=1280,1560",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
