@@ -6,6 +6,7 @@
 pub mod fault_proxy;
 pub mod faults;
 pub mod hostile;
+pub mod pg_cluster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
