@@ -121,6 +121,12 @@ fn pg_main() -> ServerCatalog {
         },
     ];
     s.base_loose = Usage { objects: 1, bytes: 7 };
+    // The oldest backup's data tar moved to DEEP_ARCHIVE by a lifecycle rule,
+    // and one old WAL segment to GLACIER (as the walk counts them from the listing).
+    s.base_archive_tier = Usage {
+        objects: 1,
+        bytes: 30000,
+    };
     let metas: Vec<_> = s.backups.iter().filter_map(BackupDir::retention_meta).collect();
     s.rules = WalRules::plan(&metas, RetentionPolicy::parse("3d"), NOW, false);
     let t0 = 1_761_955_200.0; // 2025-11-01 00:00:00
@@ -153,6 +159,9 @@ fn pg_main() -> ServerCatalog {
     wal.push(("README".into(), 11, t0));
     for (key, size, modified) in wal {
         s.wal.add(&key, size, Some(modified), &s.rules.clone());
+        if key == "0000000100000000/000000010000000000000002.gz" {
+            s.wal.archive_tier.add(size);
+        }
     }
     s.histories.insert(
         2,

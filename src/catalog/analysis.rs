@@ -96,6 +96,17 @@ pub struct BackupDetail {
     pub error: Option<String>,
 }
 
+/// Objects in a storage class that must be restored before they can be read
+/// ([`super::needs_restore`]: S3 `GLACIER`, `DEEP_ARCHIVE`), by area: the
+/// `area` label of `barman_cloud_archive_tier_objects` / `_bytes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ArchiveTier {
+    /// Under `base/` (`area="base"`).
+    pub base: Usage,
+    /// Under `wals/` (`area="wals"`).
+    pub wals: Usage,
+}
+
 /// The published numbers for one server prefix.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServerSummary {
@@ -117,6 +128,8 @@ pub struct ServerSummary {
     pub base: Usage,
     /// Usage under `wals/` per kind, indexed like [`WalKind::ALL`].
     pub wal: [Usage; 5],
+    /// Objects that must be restored from an archive storage class first.
+    pub archive_tier: ArchiveTier,
     /// Newest `LastModified` among WAL segments, Unix seconds.
     pub wal_last_archived_timestamp: Option<f64>,
     /// Highest WAL segment name in the archive.
@@ -299,6 +312,10 @@ pub fn summarize_server(server: &ServerCatalog, opts: &AnalysisOptions) -> Serve
         last_size_bytes: newest.map(|d| d.bytes),
         base: server.base_usage(),
         wal: server.wal.by_kind,
+        archive_tier: ArchiveTier {
+            base: server.base_archive_tier,
+            wals: server.wal.archive_tier,
+        },
         wal_last_archived_timestamp: server.wal.newest_segment_modified,
         wal_newest_segment: server.wal.newest_segment.map(|s| s.to_string()),
         orphaned,

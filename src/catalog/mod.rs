@@ -127,6 +127,9 @@ pub struct WalTotals {
     pub leftovers: [Usage; 4],
     /// WAL objects the simulated `barman-cloud-backup-delete` would remove.
     pub reclaimable: Usage,
+    /// WAL objects in a storage class that must be restored before they can
+    /// be read ([`needs_restore`]); counted by the walk from the listing.
+    pub archive_tier: Usage,
     /// Bare names removable by name in the directory being listed, with the
     /// size counted for them (barman removes one path per bare name). Cleared
     /// at each new directory, so it is bounded by one directory's size.
@@ -185,6 +188,7 @@ impl WalTotals {
     /// retention rules they were accounted with.
     pub fn same_objects(&self, other: &WalTotals) -> bool {
         self.by_kind == other.by_kind
+            && self.archive_tier == other.archive_tier
             && self.names == other.names
             && self.newest_segment_modified == other.newest_segment_modified
     }
@@ -211,7 +215,22 @@ impl WalTotals {
             a.merge(*b);
         }
         self.reclaimable.merge(other.reclaimable);
+        self.archive_tier.merge(other.archive_tier);
     }
+}
+
+/// Whether an object listed with `storage_class` must be restored (a
+/// `RestoreObject` request, hours) before a GET can read it: S3's `GLACIER`
+/// (Flexible Retrieval) and `DEEP_ARCHIVE`, where a GET answers
+/// `InvalidObjectState` (AWS S3 user guide, "Working with archived
+/// objects"). `GLACIER_IR` (Instant Retrieval) and every other class read
+/// directly. `INTELLIGENT_TIERING` objects in its opt-in archive tiers are
+/// listed as `INTELLIGENT_TIERING` and not seen here (only `HeadObject`'s
+/// `x-amz-archive-status` tells). barman-cloud-restore and
+/// barman-cloud-wal-restore read with plain GETs, so such objects break a
+/// restore until restored.
+pub fn needs_restore(storage_class: Option<&str>) -> bool {
+    matches!(storage_class, Some("GLACIER" | "DEEP_ARCHIVE"))
 }
 
 /// Everything listed for one server prefix (`<path>/<serverName>/`).
@@ -223,6 +242,9 @@ pub struct ServerCatalog {
     pub backups: Vec<BackupDir>,
     /// Objects directly under `base/` that are not in a backup directory.
     pub base_loose: Usage,
+    /// Objects under `base/` in a storage class that must be restored before
+    /// it can be read ([`needs_restore`]).
+    pub base_archive_tier: Usage,
     /// WAL aggregates.
     pub wal: WalTotals,
     /// Parsed `.history` files by timeline.

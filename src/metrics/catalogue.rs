@@ -44,24 +44,26 @@ pub mod label {
     pub const REASON: &str = "reason";
     /// An S3 operation (`ListObjectsV2`, `GetObject`).
     pub const OPERATION: &str = "operation";
+    /// Where under the server prefix: `base` or `wals`.
+    pub const AREA: &str = "area";
     /// The exporter's version (build info).
     pub const VERSION: &str = "version";
     /// The exporter's git revision (build info).
     pub const REVISION: &str = "revision";
 }
 
-use label::{COLLECTOR, KIND, OPERATION, REASON, REVISION, SERVER, STATUS, TARGET, VERSION};
+use label::{AREA, COLLECTOR, KIND, OPERATION, REASON, REVISION, SERVER, STATUS, TARGET, VERSION};
 
 /// Every label name the exporter sets itself, [`label::TARGET`] included.
 pub const LABELS: &[&str] = &[
-    TARGET, SERVER, STATUS, KIND, COLLECTOR, REASON, OPERATION, VERSION, REVISION,
+    TARGET, SERVER, STATUS, KIND, COLLECTOR, REASON, OPERATION, AREA, VERSION, REVISION,
 ];
 
 /// Label names a target's static `labels` may not use: the exporter's own
 /// ([`LABELS`]) plus `job` and `instance`, which Prometheus sets on every
 /// scraped series.
 pub const RESERVED_LABELS: &[&str] = &[
-    TARGET, SERVER, STATUS, KIND, COLLECTOR, REASON, OPERATION, VERSION, REVISION, "job", "instance",
+    TARGET, SERVER, STATUS, KIND, COLLECTOR, REASON, OPERATION, AREA, VERSION, REVISION, "job", "instance",
 ];
 
 /// One metric family.
@@ -264,6 +266,18 @@ pub const LEFTOVER_BYTES: Family = bytes(gauge(
     &[SERVER, REASON],
     "Bytes of WAL objects older than what the oldest DONE backup needs, by reason, bytes.",
 ));
+/// `barman_cloud_archive_tier_objects{server,area}`.
+pub const ARCHIVE_TIER_OBJECTS: Family = gauge(
+    "barman_cloud_archive_tier_objects",
+    &[SERVER, AREA],
+    "Objects under base/ or wals/ in a storage class that must be restored before a GET can read them (S3 GLACIER, DEEP_ARCHIVE; not GLACIER_IR); barman-cloud-restore and barman-cloud-wal-restore cannot read them until then.",
+);
+/// `barman_cloud_archive_tier_bytes{server,area}`.
+pub const ARCHIVE_TIER_BYTES: Family = bytes(gauge(
+    "barman_cloud_archive_tier",
+    &[SERVER, AREA],
+    "Sum of the sizes of the objects counted in barman_cloud_archive_tier_objects, bytes.",
+));
 
 // --- per target ---
 
@@ -463,6 +477,8 @@ pub const FAMILIES: &[&Family] = &[
     &WAL_BYTES,
     &LEFTOVER_OBJECTS,
     &LEFTOVER_BYTES,
+    &ARCHIVE_TIER_OBJECTS,
+    &ARCHIVE_TIER_BYTES,
     &ORPHAN_BYTES,
     &ORPHAN_SERVERS,
     &STORAGE_BYTES,

@@ -341,6 +341,9 @@ impl View {
                 .iter()
                 .filter_map(|r| Some((r.as_str(), s.leftover(*r)?)))
                 .collect()
+        })?;
+        self.usage_pair(enc, &c::ARCHIVE_TIER_OBJECTS, &c::ARCHIVE_TIER_BYTES, |s| {
+            vec![("base", s.archive_tier.base), ("wals", s.archive_tier.wals)]
         })
     }
 

@@ -35,7 +35,7 @@ use crate::catalog::history::{self, HistoryEntry};
 use crate::catalog::key::{BaseObject, classify_base, is_backup_tar};
 use crate::catalog::listing::{Chunk, combine, listing_chunks, plan_wal_listing};
 use crate::catalog::retention::{BackupMeta, Keep, RetentionPolicy, WalRules};
-use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalTotals};
+use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalTotals, needs_restore};
 use crate::source::store::{Listing, ObjectStore};
 
 /// What a walk needs besides the bucket: the retention policy to simulate, the
@@ -205,6 +205,8 @@ struct BaseListing {
     dirs: BTreeMap<String, ListedBackup>,
     /// Objects not in a backup directory.
     loose: Usage,
+    /// Objects in a storage class that must be restored first.
+    archive_tier: Usage,
     /// Whether `base/` holds any object.
     seen: bool,
 }
@@ -264,6 +266,7 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
         };
         let base = self.list_base().await?;
         w.catalog.base_loose = base.loose;
+        w.catalog.base_archive_tier = base.archive_tier;
         self.read_backups(base.dirs, &mut w).await?;
         let s = &mut w.catalog;
         let metas: Vec<BackupMeta> = s.backups.iter().filter_map(BackupDir::retention_meta).collect();
@@ -292,6 +295,9 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
                     let Some(rest) = o.key.strip_prefix(&base) else {
                         continue;
                     };
+                    if needs_restore(o.storage_class.as_deref()) {
+                        out.archive_tier.add(o.size);
+                    }
                     let (id, file) = match classify_base(rest) {
                         BaseObject::BackupInfo { id } => (id, "backup.info"),
                         BaseObject::BackupFile { id } => (id, &rest[id.len() + 1..]),
@@ -429,6 +435,9 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
                     out.seen = true;
                     if let Some(rest) = o.key.strip_prefix(&wals) {
                         wal.add(rest, o.size, o.last_modified, rules);
+                        if needs_restore(o.storage_class.as_deref()) {
+                            wal.archive_tier.add(o.size);
+                        }
                         out.ids.insert(rest.to_string(), ObjectId::of(o));
                     }
                 }
@@ -577,6 +586,9 @@ async fn list_wal_dirs<S: ObjectStore>(
                 }
                 if let Some((_, totals)) = out.last_mut() {
                     totals.add(rest, o.size, o.last_modified, rules);
+                    if needs_restore(o.storage_class.as_deref()) {
+                        totals.archive_tier.add(o.size);
+                    }
                 }
             }
             true

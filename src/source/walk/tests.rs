@@ -27,6 +27,8 @@ struct Memory {
     page_size: usize,
     refused: BTreeSet<String>,
     broken: BTreeSet<String>,
+    /// Storage class by key (`STANDARD` when absent).
+    classes: BTreeMap<String, &'static str>,
     lists: Mutex<u64>,
     gets: Mutex<Vec<String>>,
 }
@@ -66,7 +68,7 @@ impl Memory {
                         body.len() * 31 + body.iter().map(|b| *b as usize).sum::<usize>()
                     )),
                     last_modified: Some(1_700_000_000.0),
-                    storage_class: Some("STANDARD".into()),
+                    storage_class: Some(self.classes.get(key).copied().unwrap_or("STANDARD").into()),
                 })),
             }
         }
@@ -314,4 +316,29 @@ async fn a_server_error_on_a_get_fails_the_walk() {
     m.broken.insert("pg/a/wals/00000002.history.bz2".into());
     let e = walk(&m, "pg/", opts(1e9), &WalkCache::default()).await.unwrap_err();
     assert_eq!(e.reason(), ErrorReason::ServerError);
+}
+
+#[tokio::test]
+async fn objects_in_archive_storage_classes_are_counted_by_area_and_kept_by_reuse() {
+    let mut m = bucket(3);
+    m.classes
+        .insert("pg/a/base/20250101T000000/data.tar".into(), "DEEP_ARCHIVE");
+    m.classes
+        .insert("pg/a/wals/0000000100000000/000000010000000000000001".into(), "GLACIER");
+    // Instant Retrieval reads directly: not counted.
+    m.classes.insert(
+        "pg/a/wals/0000000100000000/000000010000000000000002".into(),
+        "GLACIER_IR",
+    );
+    let cold = walked(&m, 1e9, &WalkCache::default()).await;
+    let a = server(&cold, "a");
+    assert_eq!(a.base_archive_tier, Usage { objects: 1, bytes: 3 });
+    assert_eq!(a.wal.archive_tier, Usage { objects: 1, bytes: 1 });
+    assert_eq!(server(&cold, "b").wal.archive_tier, Usage::default());
+    // The incremental walk does not list 0000000100000000 again; its figure stays.
+    m.put("pg/a/wals/0000000200000001/000000020000000100000004", "w");
+    let inc = walked(&m, 1e9 + 60.0, &cold.cache).await;
+    assert!(inc.stats.reused_dirs >= 1);
+    assert_eq!(server(&inc, "a").wal.archive_tier, Usage { objects: 1, bytes: 1 });
+    assert_eq!(server(&inc, "a").base_archive_tier, Usage { objects: 1, bytes: 3 });
 }
