@@ -102,22 +102,14 @@ async fn check_layout(sc: &Scenario, l: &Layout, s: &[Sample], status: &serde_js
             l.server
         );
     }
-    let ours: BTreeMap<String, String> = status["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == l.server.as_str())
-        .unwrap()["s3"]["data"]["servers"][0]["backup_list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            (
-                b["id"].as_str().unwrap().to_string(),
-                b["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let ours = common::backup_statuses(
+        &status["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == l.server.as_str())
+            .unwrap()["s3"]["data"]["servers"][0],
+    );
     let theirs: BTreeMap<String, String> = barman
         .iter()
         .map(|b| {

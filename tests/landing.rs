@@ -122,17 +122,7 @@ async fn chromium_shows_one_timeline_per_server_and_one_mark_per_backup() {
     let mut want: BTreeMap<String, (Vec<(String, String)>, bool)> = BTreeMap::new();
     for target in status["targets"].as_array().unwrap() {
         for server in target["s3"]["data"]["servers"].as_array().unwrap() {
-            let backups = server["backup_list"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|b| {
-                    (
-                        b["id"].as_str().unwrap().to_string(),
-                        b["status"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
+            let backups = common::backup_statuses(server).into_iter().collect();
             let window = !server["continuity"]["recovery_window_end"].is_null();
             let name = server["name"].as_str().unwrap().to_string();
             assert!(

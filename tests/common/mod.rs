@@ -570,3 +570,19 @@ pub fn promtool_check(text: &str) -> (bool, String) {
     let msg = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), msg)
 }
+
+/// The backups of one server entry of `/api/status`
+/// (`targets[].s3.data.servers[]`): id → status.
+pub fn backup_statuses(server: &serde_json::Value) -> BTreeMap<String, String> {
+    server["backup_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap().to_string(),
+                b["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
