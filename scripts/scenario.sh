@@ -397,6 +397,13 @@ scn_up() {
 _scn_up_exit() {
   local rc=$?
   if [[ "${_SCN_UP_OK:-0}" != 1 ]]; then
+    # What the S3 server said (an InternalError from PutObject is explained
+    # only in its log), and how much disk was left.
+    if [[ -f "$SCN_DIR/s3/weed.log" ]]; then
+      log "---- SeaweedFS errors and warnings (last 40) in $SCN_DIR/s3/weed.log ----"
+      grep -E '^[EW][0-9]{4} ' "$SCN_DIR/s3/weed.log" | tail -n 40 >&2 || true
+    fi
+    df -h "$SCN_DIR" >&2 || true
     if [[ "${BCE_KEEP_ON_FAILURE:-0}" == 1 ]]; then
       log "scenario failed; BCE_KEEP_ON_FAILURE=1, leaving everything running in $SCN_DIR"
     else

@@ -146,6 +146,11 @@ EOF
     -master.telemetry=false -s3.autoCreateBucket=false "-s3.config=$dir/s3.json"
     -admin.ui=false "-admin.port=$WEED_ADMIN_PORT" "-admin.port.grpc=$((WEED_ADMIN_PORT + 10000))"
     -webdav=false -s3.port.iceberg=0 -s3.port.lance=0
+    # weed mini sizes volumes from the free disk space at start (1 GiB each
+    # on a roomy disk, max = free GiB), and every bucket grows 7 of them: on a
+    # disk with a few GiB free, PutObject then answers InternalError ("no
+    # free volumes"). Fixed values instead; volumes are not preallocated.
+    -master.volumeSizeLimitMB=64 -volume.max=400
   )
   for f in "${PORT_FLAGS[@]}"; do
     var="$(port_var "$f")"

@@ -19,7 +19,9 @@ BCE_LOG_TAG="test"
 source scripts/lib.sh
 
 started=$(date +%s)
-step() { log "=== $* ($(( $(date +%s) - started ))s)"; }
+step() {
+  log "=== $* ($(( $(date +%s) - started ))s; $(df -h --output=avail /tmp | tail -n1 | tr -d ' ') free in /tmp)"
+}
 
 step "installing dependencies"
 scripts/install-deps.sh
