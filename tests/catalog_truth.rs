@@ -93,16 +93,25 @@ async fn continuity_leftovers_and_archiver_cross_check_on_a_promoted_cluster() {
         }
     }
     assert!(expected.0 >= 1.0, "the scenario has WAL before its first backup");
+    // No backup was ever deleted: all of it waits for barman's first deletion.
     let r = |reason| [main[0], main[1], ("reason", reason)];
     assert_eq!(
-        value(&s, "barman_cloud_wal_before_first_backup_objects", &r("unprotected")),
+        value(
+            &s,
+            "barman_cloud_wal_before_first_backup_objects",
+            &r("awaiting_next_deletion")
+        ),
         Some(expected.0)
     );
     assert_eq!(
-        value(&s, "barman_cloud_wal_before_first_backup_bytes", &r("unprotected")),
+        value(
+            &s,
+            "barman_cloud_wal_before_first_backup_bytes",
+            &r("awaiting_next_deletion")
+        ),
         Some(expected.1)
     );
-    for reason in ["failed_or_started_backup", "keep_annotation", "history"] {
+    for reason in ["unprotected", "failed_or_started_backup", "keep_annotation", "history"] {
         assert_eq!(
             value(&s, "barman_cloud_wal_before_first_backup_objects", &r(reason)),
             Some(0.0)
@@ -275,9 +284,9 @@ async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
     let wal_prefix = format!("{dest_prefix}pg-main/wals/");
     let (objects, bytes, history) =
         common::leftovers_from_listing(&sc, &wal_prefix, first["begin_wal"].as_str().unwrap()).await;
-    let unprotected = (objects, bytes);
+    let awaiting = (objects, bytes);
     assert!(
-        unprotected.0 >= 1.0,
+        awaiting.0 >= 1.0,
         "timeline 1 WAL survives the deletion (barman's protected-timeline quirk)"
     );
     let exporter = Exporter::start(|dir| exporter_yaml(&sc, dir, &dest, "    retention_policy: 1d\n")).await;
@@ -289,11 +298,24 @@ async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
     let r = |reason| [l[0], l[1], ("reason", reason)];
     assert_eq!(
         value(&s, "barman_cloud_wal_before_first_backup_objects", &r("unprotected")),
-        Some(unprotected.0)
+        Some(0.0),
+        "a real barman-cloud-backup-delete run leaves nothing it should have deleted"
     );
     assert_eq!(
-        value(&s, "barman_cloud_wal_before_first_backup_bytes", &r("unprotected")),
-        Some(unprotected.1)
+        value(
+            &s,
+            "barman_cloud_wal_before_first_backup_objects",
+            &r("awaiting_next_deletion")
+        ),
+        Some(awaiting.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "barman_cloud_wal_before_first_backup_bytes",
+            &r("awaiting_next_deletion")
+        ),
+        Some(awaiting.1)
     );
     assert_eq!(
         value(&s, "barman_cloud_wal_before_first_backup_objects", &r("history")),
@@ -304,6 +326,20 @@ async fn retention_simulation_equals_barman_cloud_backup_delete_dry_run() {
         Some(1.0)
     );
     exporter.stop().await;
+    // The proof: barman's next deletion removes exactly what awaits it.
+    let removed = common::retention::next_deletion_removes(
+        &sc,
+        &dest,
+        dest_prefix,
+        "pg-main",
+        first["begin_wal"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (removed.len() as f64, removed.values().sum::<i64>() as f64),
+        awaiting,
+        "{removed:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,7 +444,10 @@ async fn leftovers_after_a_real_redundancy_1_deletion_match_the_bucket() {
     let wal_prefix = format!("{dest_prefix}pg-main/wals/");
     let (objects, bytes, history) =
         common::leftovers_from_listing(&sc, &wal_prefix, remaining[0]["begin_wal"].as_str().unwrap()).await;
-    assert!(objects >= 1.0, "the old timeline's WAL survives the deletion");
+    assert!(
+        objects >= 1.0,
+        "the old timeline's WAL survives the deletion (the protected-timeline quirk)"
+    );
     let exporter = Exporter::start(|dir| exporter_yaml(&sc, dir, &dest, "    retention_policy: 1d\n")).await;
     exporter.wait_ready(Duration::from_secs(60)).await;
     let (_, body) = exporter.get("/metrics").await;
@@ -417,10 +456,23 @@ async fn leftovers_after_a_real_redundancy_1_deletion_match_the_bucket() {
     let r = |reason| [l[0], l[1], ("reason", reason)];
     assert_eq!(
         value(&s, "barman_cloud_wal_before_first_backup_objects", &r("unprotected")),
+        Some(0.0),
+        "a real barman-cloud-backup-delete run leaves nothing it should have deleted"
+    );
+    assert_eq!(
+        value(
+            &s,
+            "barman_cloud_wal_before_first_backup_objects",
+            &r("awaiting_next_deletion")
+        ),
         Some(objects)
     );
     assert_eq!(
-        value(&s, "barman_cloud_wal_before_first_backup_bytes", &r("unprotected")),
+        value(
+            &s,
+            "barman_cloud_wal_before_first_backup_bytes",
+            &r("awaiting_next_deletion")
+        ),
         Some(bytes)
     );
     assert_eq!(
@@ -432,6 +484,20 @@ async fn leftovers_after_a_real_redundancy_1_deletion_match_the_bucket() {
     assert_eq!(value(&s, "barman_cloud_retention_reclaimable_bytes", &l), Some(0.0));
     assert_eq!(value(&s, "barman_cloud_backups_restorable", &l), Some(1.0));
     exporter.stop().await;
+    // The proof: barman's next deletion removes exactly what awaits it.
+    let removed = common::retention::next_deletion_removes(
+        &sc,
+        &dest,
+        dest_prefix,
+        "pg-main",
+        remaining[0]["begin_wal"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (removed.len() as f64, removed.values().sum::<i64>() as f64),
+        (objects, bytes),
+        "{removed:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,6 +62,10 @@ targets:
             objects: 2,
             bytes: 10,
             info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+            tars: vec![barman_cloud_exporter::catalog::payload::TarObject::readable(
+                "data.tar.gz",
+                10,
+            )],
         });
     }
     let summary = summarize_target(

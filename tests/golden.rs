@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use barman_cloud_exporter::catalog::analysis::{AnalysisOptions, summarize_target};
 use barman_cloud_exporter::catalog::backup_info::BackupInfo;
+use barman_cloud_exporter::catalog::payload::TarObject;
 use barman_cloud_exporter::catalog::retention::{RetentionPolicy, WalRules};
 use barman_cloud_exporter::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage};
 use barman_cloud_exporter::config::Config;
@@ -40,6 +41,7 @@ fn backup(id: &str, info: &str, objects: u64, bytes: u64) -> BackupDir {
         barman_bytes: bytes,
         keep: None,
         info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+        tars: vec![TarObject::readable("data.tar.gz", bytes)],
     }
 }
 
@@ -118,11 +120,17 @@ fn pg_main() -> ServerCatalog {
             barman_bytes: 0,
             keep: None,
             info: BackupInfoState::Missing,
+            tars: Vec::new(),
         },
     ];
     s.base_loose = Usage { objects: 1, bytes: 7 };
     // The oldest backup's data tar moved to DEEP_ARCHIVE by a lifecycle rule,
     // and one old WAL segment to GLACIER (as the walk counts them from the listing).
+    s.backups[0].tars[0] = TarObject {
+        name: "data.tar.gz".into(),
+        size: 30000,
+        archive_tier: Some("DEEP_ARCHIVE".into()),
+    };
     s.base_archive_tier = Usage {
         objects: 1,
         bytes: 30000,

@@ -143,7 +143,7 @@ pub struct ServerSummary {
     pub continuity: Option<Continuity>,
     /// WAL objects older than the oldest DONE backup needs, per
     /// [`LeftoverReason::index`] (`None` without a DONE backup).
-    pub leftovers: Option<[Usage; 4]>,
+    pub leftovers: Option<[Usage; 5]>,
     /// The retention simulation (`None` without `retention_policy`).
     pub retention: Option<RetentionSummary>,
     /// STARTED backups older than `stuck_after`.
@@ -320,7 +320,7 @@ pub fn summarize_server(server: &ServerCatalog, opts: &AnalysisOptions) -> Serve
         wal_newest_segment: server.wal.newest_segment.map(|s| s.to_string()),
         orphaned,
         continuity,
-        leftovers: (counts.done > 0).then_some(server.wal.leftovers),
+        leftovers: (counts.done > 0).then_some(server.leftovers()),
         retention,
         stuck,
         interval_seconds,
@@ -406,6 +406,7 @@ mod tests {
             objects,
             bytes,
             info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+            tars: vec![crate::catalog::payload::TarObject::readable("data.tar.gz", bytes)],
         }
     }
 
@@ -446,6 +447,7 @@ mod tests {
                 objects: 2,
                 bytes: 7,
                 info: BackupInfoState::Missing,
+                tars: Vec::new(),
             },
         ];
         s.base_loose.add(11);

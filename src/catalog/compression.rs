@@ -186,6 +186,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// The key suffix barman gives an object written with `codec` (with the
+    /// dot; empty for plain).
+    pub(crate) fn suffix(codec: Codec) -> &'static str {
+        match codec {
+            Codec::Plain => "",
+            Codec::Gzip => ".gz",
+            Codec::Bzip2 => ".bz2",
+            Codec::Xz => ".xz",
+            Codec::Snappy => ".snappy",
+            Codec::Zstd => ".zst",
+            Codec::Lz4 => ".lz4",
+        }
+    }
+
     pub(crate) const ALL: [Codec; 7] = [
         Codec::Plain,
         Codec::Gzip,

@@ -59,21 +59,12 @@ pub fn read(key: &str, body: &[u8]) -> Option<Vec<HistoryEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::compression::tests::{ALL, compress};
+    use crate::catalog::compression::tests::{ALL, compress, suffix};
 
     #[test]
     fn reads_history_in_every_barman_compression_and_refuses_bombs() {
         let text = "1\t0/70000A0\tno recovery target specified\n";
         let want = parse(text).unwrap();
-        let suffix = |c: Codec| match c {
-            Codec::Plain => "",
-            Codec::Gzip => ".gz",
-            Codec::Bzip2 => ".bz2",
-            Codec::Xz => ".xz",
-            Codec::Snappy => ".snappy",
-            Codec::Zstd => ".zst",
-            Codec::Lz4 => ".lz4",
-        };
         // A valid first line, then 2 MiB of spaces: over the bound.
         let mut bomb = text.as_bytes().to_vec();
         bomb.resize(2 << 20, b' ');

@@ -337,6 +337,7 @@ mod tests {
             timeline: Some(1),
             begin_wal: crate::catalog::wal::SegmentName::parse("000000010000000000000004"),
             end_wal: crate::catalog::wal::SegmentName::parse("000000010000000000000004"),
+            begin_offset: Some(40),
             end_time: Some(0.0),
             keep: None,
         };

@@ -13,6 +13,7 @@ pub mod continuity;
 pub mod history;
 pub mod key;
 pub mod listing;
+pub mod payload;
 pub mod retention;
 pub mod wal;
 
@@ -21,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use backup_info::BackupInfo;
 use history::HistoryEntry;
 use key::{WalFile, WalKind};
-use retention::{BackupMeta, Keep, Removal, WalRules};
+use retention::{BackupMeta, Bucket, Keep, Leftover, Removal, WalRules};
 use wal::{SegmentName, WalIndex};
 
 /// What is known about one `base/<backup_id>/` directory that holds at least
@@ -42,6 +43,9 @@ pub struct BackupDir {
     pub keep: Option<Keep>,
     /// The parsed `backup.info`, or why there is none.
     pub info: BackupInfoState,
+    /// The backup's tars as listed (a handful per backup), for
+    /// [`payload::check`].
+    pub tars: Vec<payload::TarObject>,
 }
 
 /// The state of a backup directory's `backup.info`.
@@ -122,9 +126,17 @@ pub struct WalTotals {
     pub names: WalNames,
     /// `.history` keys (after `wals/`) by timeline, fetched after the listing.
     pub history_keys: BTreeMap<u32, String>,
-    /// WAL objects older than the oldest DONE backup needs, per
-    /// [`retention::LeftoverReason::index`].
-    pub leftovers: [Usage; 4],
+    /// WAL objects older than the oldest DONE backup needs whose reason the
+    /// catalog alone gives, per [`retention::LeftoverReason::index`] (the
+    /// `unprotected` and `awaiting_next_deletion` slots stay 0 here: see
+    /// [`ServerCatalog::leftovers`]).
+    pub leftovers: [Usage; 5],
+    /// The other such objects, per [`Bucket`], for [`WalRules::resolve`].
+    pub unkept: BTreeMap<Bucket, Usage>,
+    /// Label files (`.backup`) among the leftovers that belong to no backup in
+    /// the catalog: bare name → key after `wals/`, the [`MAX_FOREIGN_LABELS`]
+    /// highest names only.
+    pub foreign_labels: BTreeMap<String, String>,
     /// WAL objects the simulated `barman-cloud-backup-delete` would remove.
     pub reclaimable: Usage,
     /// WAL objects in a storage class that must be restored before they can
@@ -160,8 +172,17 @@ impl WalTotals {
             }
             _ => {}
         }
-        if let Some(reason) = rules.leftover(&file) {
-            self.leftovers[reason.index()].add(size);
+        match rules.leftover(&file) {
+            Some(Leftover::Reason(r)) => self.leftovers[r.index()].add(size),
+            Some(Leftover::Unkept(b)) => {
+                self.unkept.entry(b).or_default().add(size);
+                let bare = key::bare_wal_name(rest, &file);
+                if file.kind == WalKind::BackupLabel && rules.is_foreign_label(&bare) {
+                    self.foreign_labels.insert(bare, rest.to_string());
+                    trim_labels(&mut self.foreign_labels);
+                }
+            }
+            None => {}
         }
         match rules.removal(&file, key::wal_dir(rest)) {
             Some(Removal::Prefix) => self.reclaimable.add(size),
@@ -214,8 +235,25 @@ impl WalTotals {
         for (a, b) in self.leftovers.iter_mut().zip(&other.leftovers) {
             a.merge(*b);
         }
+        for (b, u) in &other.unkept {
+            self.unkept.entry(*b).or_default().merge(*u);
+        }
+        self.foreign_labels
+            .extend(other.foreign_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        trim_labels(&mut self.foreign_labels);
         self.reclaimable.merge(other.reclaimable);
         self.archive_tier.merge(other.archive_tier);
+    }
+}
+
+/// How many foreign label files a server remembers (the highest names): the
+/// walk reads them, newest first, to find the newest deleted backup.
+pub const MAX_FOREIGN_LABELS: usize = 16;
+
+/// Keeps the [`MAX_FOREIGN_LABELS`] highest names.
+fn trim_labels(labels: &mut BTreeMap<String, String>) {
+    while labels.len() > MAX_FOREIGN_LABELS {
+        labels.pop_first();
     }
 }
 
@@ -253,9 +291,29 @@ pub struct ServerCatalog {
     pub histories_unreadable: u64,
     /// Retention rules and figures planned from the backups.
     pub rules: WalRules,
+    /// `begin_wal` of the newest backup deleted from `base/` whose barman
+    /// label file is still under `wals/` (found by the walk from
+    /// [`WalTotals::foreign_labels`]); `None` when there is none.
+    pub last_deleted: Option<SegmentName>,
 }
 
 impl BackupDir {
+    /// What `barman-cloud-restore` would miss in this backup's payload
+    /// ([`payload::check`] with the tablespaces of its `backup.info`); empty
+    /// without a parsed `backup.info`. A `tablespaces` value that does not
+    /// parse is checked as if it listed none.
+    pub fn payload_problems(&self) -> Vec<payload::Problem> {
+        let BackupInfoState::Parsed(info) = &self.info else {
+            return Vec::new();
+        };
+        let oids = info
+            .tablespaces
+            .as_deref()
+            .and_then(payload::tablespace_oids)
+            .unwrap_or_default();
+        payload::check(&self.tars, &oids)
+    }
+
     /// What retention needs of this backup; `None` without a readable `backup.info`.
     pub fn retention_meta(&self) -> Option<BackupMeta> {
         let BackupInfoState::Parsed(info) = &self.info else {
@@ -269,6 +327,7 @@ impl BackupDir {
             timeline: info.timeline,
             begin_wal: info.begin_wal,
             end_wal: info.end_wal,
+            begin_offset: info.begin_offset,
             end_time: info.end_time.map(|t| t.timestamp_micros() as f64 / 1e6),
             keep: self.keep,
         })
@@ -282,6 +341,17 @@ impl BackupDir {
 }
 
 impl ServerCatalog {
+    /// WAL objects older than the oldest DONE backup needs, per
+    /// [`retention::LeftoverReason::index`]: every such object in exactly one reason,
+    /// the unkept ones resolved with [`WalRules::resolve`].
+    pub fn leftovers(&self) -> [Usage; 5] {
+        let mut out = self.wal.leftovers;
+        for (b, u) in &self.wal.unkept {
+            out[self.rules.resolve(*b, self.last_deleted).index()].merge(*u);
+        }
+        out
+    }
+
     /// Usage of everything under `base/`.
     pub fn base_usage(&self) -> Usage {
         let mut u = self.base_loose;

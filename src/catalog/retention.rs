@@ -96,6 +96,9 @@ pub struct BackupMeta {
     pub begin_wal: Option<SegmentName>,
     /// `end_wal`.
     pub end_wal: Option<SegmentName>,
+    /// `begin_offset`: the byte offset of `begin_xlog` in `begin_wal`, which
+    /// names the backup's label file `<begin_wal>.<%08X offset>.backup`.
+    pub begin_offset: Option<u64>,
     /// `end_time`, Unix seconds.
     pub end_time: Option<f64>,
     /// Keep annotation.
@@ -106,9 +109,9 @@ pub struct BackupMeta {
 /// the `reason` label of `barman_cloud_wal_before_first_backup_*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum LeftoverReason {
-    /// Nothing protects it: retention should have removed it (barman removes WAL
-    /// only when it deletes a backup, so a lower timeline's leftovers can wait
-    /// for the next deletion).
+    /// barman's last deletion should have removed it and did not: the
+    /// replay of the newest deleted backup's `_remove_wals_for_backup` (see
+    /// [`WalRules::resolve`]) removes it.
     Unprotected,
     /// On the timeline of a FAILED or STARTED backup, which barman never deletes.
     FailedOrStartedBackup,
@@ -116,15 +119,22 @@ pub enum LeftoverReason {
     KeepAnnotation,
     /// A `.history` file: barman never deletes them.
     History,
+    /// Nothing keeps it for good, but barman's last deletion did not remove
+    /// it either: barman removes WAL only when it deletes a backup, so it goes
+    /// at the next deletion (a lower timeline kept by the protected-timeline
+    /// quirk, WAL between a keep:standalone range and the next backup, or a
+    /// server that never deleted a backup).
+    AwaitingNextDeletion,
 }
 
 impl LeftoverReason {
     /// All reasons in label order.
-    pub const ALL: [LeftoverReason; 4] = [
+    pub const ALL: [LeftoverReason; 5] = [
         LeftoverReason::Unprotected,
         LeftoverReason::FailedOrStartedBackup,
         LeftoverReason::KeepAnnotation,
         LeftoverReason::History,
+        LeftoverReason::AwaitingNextDeletion,
     ];
 
     /// The label value.
@@ -134,6 +144,7 @@ impl LeftoverReason {
             Self::FailedOrStartedBackup => "failed_or_started_backup",
             Self::KeepAnnotation => "keep_annotation",
             Self::History => "history",
+            Self::AwaitingNextDeletion => "awaiting_next_deletion",
         }
     }
 
@@ -141,6 +152,29 @@ impl LeftoverReason {
     pub fn index(self) -> usize {
         self as usize
     }
+}
+
+/// Where a leftover that no backup in the catalog keeps sits: its timeline
+/// and how many DONE backups begin at or below it. Every object of one bucket
+/// gets the same verdict from [`WalRules::resolve`], so the walk keeps one
+/// [`Usage`](super::Usage) per bucket, not a key list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bucket {
+    /// The object's timeline.
+    pub timeline: u32,
+    /// The number of DONE backups whose `begin_wal` is at or below its name.
+    pub index: usize,
+}
+
+/// What [`WalRules::leftover`] says of an object older than the first backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftover {
+    /// A reason known from the catalog alone.
+    Reason(LeftoverReason),
+    /// Nothing in the catalog keeps it: [`LeftoverReason::Unprotected`] or
+    /// [`LeftoverReason::AwaitingNextDeletion`], decided by
+    /// [`WalRules::resolve`] once the newest deleted backup is known.
+    Unkept(Bucket),
 }
 
 /// One simulated `_remove_wals_for_backup` call that removes WAL.
@@ -212,6 +246,18 @@ pub struct WalRules {
     standalone: Vec<(SegmentName, SegmentName)>,
     /// Timelines of FAILED/STARTED (non-DONE) backups.
     pinned: BTreeSet<u32>,
+    /// Per timeline, the highest `begin_wal` of a keep:standalone DONE backup
+    /// on it (those beginning at or below the first backup's `begin_wal`).
+    kept_timelines: BTreeMap<u32, SegmentName>,
+    /// Timelines of the catalog's backups, any status, up to the first
+    /// backup's timeline (higher ones hold no leftover).
+    timelines: BTreeSet<u32>,
+    /// `begin_wal` of the DONE (or WAITING_FOR_WALS) backups beginning at or
+    /// below the first backup's, sorted.
+    done_begins: Vec<SegmentName>,
+    /// Bare label-file names (`<begin_wal>.<%08X begin_offset>.backup`) of the
+    /// catalog's backups beginning at or below the first backup's.
+    labels: BTreeSet<String>,
     deletions: Vec<Deletion>,
     /// Ids a RECOVERY WINDOW policy marks OBSOLETE (and barman would delete).
     pub obsolete: Vec<String>,
@@ -239,10 +285,46 @@ impl WalRules {
             .filter_map(|b| Some((b.begin_wal?, b.end_wal?)))
             .collect();
         let pinned = sorted.iter().filter(|b| !b.done).filter_map(|b| b.timeline).collect();
+        // What decides the leftovers, kept only as far as objects below the
+        // first backup can see it: a backup taken after it then leaves the
+        // rules (and so the incremental walk's cached aggregates) unchanged.
+        let below = |seg: Option<SegmentName>| first.is_some_and(|(_, f)| seg.is_some_and(|s| s <= f));
+        let mut kept_timelines: BTreeMap<u32, SegmentName> = BTreeMap::new();
+        for b in sorted
+            .iter()
+            .filter(|b| b.status_done && b.keep == Some(Keep::Standalone))
+        {
+            if let (Some(t), Some(begin)) = (b.timeline, b.begin_wal)
+                && below(Some(begin))
+            {
+                let e = kept_timelines.entry(t).or_insert(begin);
+                *e = (*e).max(begin);
+            }
+        }
+        let mut done_begins: Vec<SegmentName> = sorted
+            .iter()
+            .filter(|b| b.done && below(b.begin_wal))
+            .filter_map(|b| b.begin_wal)
+            .collect();
+        done_begins.sort();
+        let labels = sorted
+            .iter()
+            .filter(|b| below(b.begin_wal))
+            .filter_map(|b| Some(format!("{}.{:08X}.backup", b.begin_wal?, b.begin_offset?)))
+            .collect();
+        let timelines = sorted
+            .iter()
+            .filter_map(|b| b.timeline)
+            .filter(|t| first.is_some_and(|(ft, _)| *t <= ft))
+            .collect();
         let mut rules = WalRules {
             first,
             standalone,
             pinned,
+            kept_timelines,
+            timelines,
+            done_begins,
+            labels,
             ..Default::default()
         };
         let Some(policy) = policy else { return rules };
@@ -297,23 +379,96 @@ impl WalRules {
 
     /// Why this object, older than the oldest DONE backup needs, survives;
     /// `None` when it is not older (or is not WAL, or there is no DONE backup).
-    pub fn leftover(&self, f: &WalFile) -> Option<LeftoverReason> {
+    ///
+    /// In order: a `.history` file; inside a keep:standalone range; on a lower
+    /// timeline that a FAILED/STARTED backup pins; on a lower timeline at or
+    /// above a keep:standalone backup on it (every later deletion's next
+    /// backup is on another timeline, so the timeline stays protected while
+    /// that backup exists). Anything else is [`Leftover::Unkept`].
+    pub fn leftover(&self, f: &WalFile) -> Option<Leftover> {
         let (ftli, fbegin) = self.first?;
         if f.kind == WalKind::History {
-            return (f.timeline? <= ftli).then_some(LeftoverReason::History);
+            return (f.timeline? <= ftli).then_some(Leftover::Reason(LeftoverReason::History));
         }
         let s = f.segment?;
         if !((s.timeline == ftli && s < fbegin) || s.timeline < ftli) {
             return None;
         }
+        let lower = s.timeline != ftli;
         Some(if self.standalone.iter().any(|r| in_range(f, *r)) {
-            LeftoverReason::KeepAnnotation
-        } else if s.timeline != ftli && self.pinned.contains(&s.timeline) {
-            LeftoverReason::FailedOrStartedBackup
+            Leftover::Reason(LeftoverReason::KeepAnnotation)
+        } else if lower && self.pinned.contains(&s.timeline) {
+            Leftover::Reason(LeftoverReason::FailedOrStartedBackup)
+        } else if lower && self.kept_timelines.get(&s.timeline).is_some_and(|b| s >= *b) {
+            Leftover::Reason(LeftoverReason::KeepAnnotation)
         } else {
-            LeftoverReason::Unprotected
+            Leftover::Unkept(Bucket {
+                timeline: s.timeline,
+                index: self.done_begins.partition_point(|b| *b <= s),
+            })
         })
     }
+
+    /// Whether a `.backup` label file below the first backup (bare name, as
+    /// [`super::key::bare_wal_name`] gives it) belongs to no backup in the
+    /// catalog: the label of a deleted backup, or of a `pg_basebackup` run.
+    pub fn is_foreign_label(&self, bare: &str) -> bool {
+        !self.labels.contains(bare)
+    }
+
+    /// The verdict on an unkept bucket, given `last_deleted`, the `begin_wal`
+    /// of the newest backup deleted from `base/` whose label file is still
+    /// under `wals/` (found by the walk, see [`barman_label_id`]).
+    ///
+    /// barman deletes WAL only in `_remove_wals_for_backup`, run once per
+    /// deleted backup D (`clients/cloud_backup_delete.py`). Its replay here:
+    /// U = the oldest remaining DONE backup beginning after D; the protected
+    /// timelines are every catalog backup's plus D's own (the `==` quirk of
+    /// `get_timelines_to_protect`) minus U's; an object goes when its timeline
+    /// is not protected and its name is below `U.begin_wal`. Such an object is
+    /// [`LeftoverReason::Unprotected`]: the deletion that should have removed
+    /// it did not (a backup deleted by hand or by a lifecycle rule, a
+    /// deletion that died half-way). Everything else, and everything when no
+    /// deleted backup is known (barman's own delete removes the label with the
+    /// WAL unless the timeline was protected), waits for the next deletion.
+    ///
+    /// D is below the first non-standalone backup, so any backup before it is
+    /// keep:standalone. Then barman's own `barman-cloud-backup-delete -b D`
+    /// removes no WAL at all (`_delete_backup` passes
+    /// `skip_wal_cleanup_if_standalone=True` unless a retention policy runs,
+    /// `BackupManager.should_remove_wals`), while a retention run removes
+    /// it: the two cannot be told apart from the bucket, so such leftovers
+    /// wait for the next deletion, which removes them either way (no false
+    /// `unprotected` after a legitimate manual delete).
+    pub fn resolve(&self, b: Bucket, last_deleted: Option<SegmentName>) -> LeftoverReason {
+        let Some(d) = last_deleted else {
+            return LeftoverReason::AwaitingNextDeletion;
+        };
+        let u = self.done_begins.partition_point(|x| *x <= d);
+        let (0, Some(until)) = (u, self.done_begins.first()) else {
+            return LeftoverReason::AwaitingNextDeletion;
+        };
+        let protected =
+            (b.timeline == d.timeline || self.timelines.contains(&b.timeline)) && b.timeline != until.timeline;
+        if !protected && b.index <= u {
+            LeftoverReason::Unprotected
+        } else {
+            LeftoverReason::AwaitingNextDeletion
+        }
+    }
+}
+
+/// The backup id in a label file written for barman: PostgreSQL copies the
+/// label given to `pg_backup_start` into the `LABEL:` line, and barman's
+/// `ConcurrentBackupStrategy.start_backup` passes `Barman backup <server>
+/// <backup_id>` (`<server>` is `cloud` for `barman-cloud-backup`,
+/// `cloud.py::CloudBackupUploaderPostgres.backup`). `None` for any other label
+/// (a `pg_basebackup` run says `pg_basebackup base backup`).
+pub fn barman_label_id(text: &str) -> Option<&str> {
+    let label = text.lines().find_map(|l| l.strip_prefix("LABEL: "))?;
+    let rest = label.trim_end().strip_prefix("Barman backup ")?;
+    let (_, id) = rest.rsplit_once(' ')?;
+    (!id.is_empty()).then_some(id)
 }
 
 /// `_remove_wals_for_backup` for one deleted backup, or `None` when it removes

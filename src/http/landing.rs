@@ -291,6 +291,7 @@ mod tests {
                 barman_bytes: 10,
                 keep: None,
                 info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+                tars: Vec::new(),
             }],
             ..Default::default()
         };

@@ -258,7 +258,7 @@ pub const WAL_BYTES: Family = bytes(gauge(
 pub const LEFTOVER_OBJECTS: Family = gauge(
     "barman_cloud_wal_before_first_backup_objects",
     &[SERVER, REASON],
-    "WAL objects older than what the oldest DONE backup needs, by why they survive: unprotected (retention should have deleted them), failed_or_started_backup, keep_annotation (keep:standalone range), history.",
+    "WAL objects older than what the oldest DONE backup needs, by why they survive: unprotected (barman's last deletion should have removed them), failed_or_started_backup, keep_annotation (keep:standalone), history, awaiting_next_deletion (goes at barman's next deletion).",
 );
 /// `barman_cloud_wal_before_first_backup_bytes{server,reason}`.
 pub const LEFTOVER_BYTES: Family = bytes(gauge(

@@ -74,12 +74,12 @@ pub async fn get(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
     o.body.collect().await.unwrap().into_bytes().to_vec()
 }
 
-/// Deletes the keys under `prefix` (which must be one of this test's own,
-/// `hostile/...`) for which `drop` is true.
+/// Deletes the keys under `prefix` (which must be one of the tests' own,
+/// `hostile/...` or `copies/...`) for which `drop` is true.
 pub async fn delete_where(client: &Client, bucket: &str, prefix: &str, drop: impl Fn(&str) -> bool) {
     assert!(
-        prefix.starts_with("hostile/"),
-        "only the test's own prefix is ever cleaned"
+        prefix.starts_with("hostile/") || prefix.starts_with("copies/"),
+        "only the tests' own prefixes are ever cleaned"
     );
     let doomed: Vec<String> = list(client, bucket, prefix)
         .await

@@ -7,6 +7,7 @@ pub mod fault_proxy;
 pub mod faults;
 pub mod hostile;
 pub mod pg_cluster;
+pub mod retention;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -17,6 +17,7 @@ fn done(id: &str, tli: u32, begin: &str, end: &str, end_time: f64) -> BackupMeta
         timeline: Some(tli),
         begin_wal: Some(seg(begin)),
         end_wal: Some(seg(end)),
+        begin_offset: Some(40),
         end_time: Some(end_time),
         keep: None,
     }
@@ -24,6 +25,15 @@ fn done(id: &str, tli: u32, begin: &str, end: &str, end_time: f64) -> BackupMeta
 
 fn wal(name: &str) -> WalFile {
     classify_wal(&format!("{}/{name}", &name[..16.min(name.len())]))
+}
+
+/// The reason of a leftover, the unkept ones resolved with `last_deleted`
+/// (the newest deleted backup's `begin_wal`).
+fn class(r: &WalRules, f: &WalFile, last_deleted: Option<&str>) -> Option<LeftoverReason> {
+    Some(match r.leftover(f)? {
+        Leftover::Reason(reason) => reason,
+        Leftover::Unkept(b) => r.resolve(b, last_deleted.map(seg)),
+    })
 }
 
 #[test]
@@ -148,20 +158,30 @@ fn keep_full_before_the_deleted_backup_stops_wal_cleanup_and_standalone_protects
         r.reclaimable(&wal("000000010000000000000003.partial"), None),
         "X.partial sorts after end_wal X"
     );
-    // Leftovers: the first valid backup is `old` (…05); the standalone range survives for its keep.
+    // Leftovers: the first valid backup is `old` (…05); the standalone range
+    // survives for its keep. Without a known deletion the rest awaits one.
+    let one = wal("000000010000000000000001");
+    let four = wal("000000010000000000000004");
+    assert_eq!(class(&r, &one, None), Some(LeftoverReason::AwaitingNextDeletion));
     assert_eq!(
-        r.leftover(&wal("000000010000000000000001")),
-        Some(LeftoverReason::Unprotected)
-    );
-    assert_eq!(
-        r.leftover(&wal("000000010000000000000002")),
+        class(&r, &wal("000000010000000000000002"), None),
         Some(LeftoverReason::KeepAnnotation)
     );
-    assert_eq!(
-        r.leftover(&wal("000000010000000000000004")),
-        Some(LeftoverReason::Unprotected)
-    );
+    assert_eq!(class(&r, &four, None), Some(LeftoverReason::AwaitingNextDeletion));
     assert_eq!(r.leftover(&wal("000000010000000000000005")), None);
+    // A backup deleted before the standalone one (begin …01): its deletion,
+    // with U = the standalone backup, removes …01 but not …04 (above U's begin;
+    // it goes when `old` is deleted, the standalone range protected).
+    let d = Some("000000010000000000000001");
+    assert_eq!(class(&r, &one, d), Some(LeftoverReason::Unprotected));
+    assert_eq!(class(&r, &four, d), Some(LeftoverReason::AwaitingNextDeletion));
+    // A backup deleted after the standalone one (begin …04): a retention run
+    // removes …01 and …04 (the range protected), but barman's own `-b` delete
+    // skips WAL cleanup behind a keep:standalone backup; both look the same
+    // in the bucket, so both wait for the next deletion.
+    let after = Some("000000010000000000000004");
+    assert_eq!(class(&r, &one, after), Some(LeftoverReason::AwaitingNextDeletion));
+    assert_eq!(class(&r, &four, after), Some(LeftoverReason::AwaitingNextDeletion));
 }
 
 #[test]
@@ -268,26 +288,32 @@ fn leftover_reasons() {
         timeline: Some(2),
         begin_wal: Some(seg("000000020000000000000004")),
         end_wal: None,
+        begin_offset: None,
         end_time: None,
         keep: None,
     };
     let r = WalRules::plan(&[failed, f], None, 0.0, false);
-    assert_eq!(
-        r.leftover(&wal("000000030000000000000008")),
-        Some(LeftoverReason::Unprotected)
-    );
+    let eight = wal("000000030000000000000008");
+    let tl1 = wal("000000010000000000000005");
+    assert_eq!(class(&r, &eight, None), Some(LeftoverReason::AwaitingNextDeletion));
     assert_eq!(r.leftover(&wal("000000030000000000000009")), None);
     assert_eq!(r.leftover(&wal("00000003000000000000000A")), None);
     assert_eq!(
-        r.leftover(&wal("000000020000000000000005.partial")),
+        class(&r, &wal("000000020000000000000005.partial"), None),
+        Some(LeftoverReason::FailedOrStartedBackup)
+    );
+    assert_eq!(class(&r, &tl1, None), Some(LeftoverReason::AwaitingNextDeletion));
+    // A backup on timeline 3 deleted by hand (begin …03): barman's deletion of
+    // it protects {2, 3} ∪ {3} − {3} and removes everything else below …09.
+    let d = Some("000000030000000000000003");
+    assert_eq!(class(&r, &eight, d), Some(LeftoverReason::Unprotected));
+    assert_eq!(class(&r, &tl1, d), Some(LeftoverReason::Unprotected));
+    assert_eq!(
+        class(&r, &wal("000000020000000000000005.partial"), d),
         Some(LeftoverReason::FailedOrStartedBackup)
     );
     assert_eq!(
-        r.leftover(&wal("000000010000000000000005")),
-        Some(LeftoverReason::Unprotected)
-    );
-    assert_eq!(
-        r.leftover(&classify_wal("00000002.history")),
+        class(&r, &classify_wal("00000002.history"), d),
         Some(LeftoverReason::History)
     );
     assert_eq!(r.leftover(&classify_wal("00000004.history")), None);
@@ -297,4 +323,106 @@ fn leftover_reasons() {
             .leftover(&wal("000000010000000000000001"))
             .is_none()
     );
+}
+
+#[test]
+fn a_failover_leaves_the_old_timeline_for_the_next_deletion() {
+    // D (timeline 1, begin …02) deleted; F on timeline 2 begins at …08.
+    let f = done(
+        "20250102T000000",
+        2,
+        "000000020000000000000008",
+        "000000020000000000000008",
+        0.0,
+    );
+    let r = WalRules::plan(&[f], None, 0.0, false);
+    let d = Some("000000010000000000000002");
+    for name in ["000000010000000000000003", "000000010000000000000007.partial"] {
+        // The quirk: D's own timeline 1 is protected in its deletion.
+        assert_eq!(
+            class(&r, &wal(name), d),
+            Some(LeftoverReason::AwaitingNextDeletion),
+            "{name}"
+        );
+    }
+    // Timeline 2 below F: D's deletion (U = F on timeline 2) removes it.
+    assert_eq!(
+        class(&r, &wal("000000020000000000000007"), d),
+        Some(LeftoverReason::Unprotected)
+    );
+    // D on timeline 2 instead: timeline 1 is no longer protected.
+    let d2 = Some("000000020000000000000005");
+    assert_eq!(
+        class(&r, &wal("000000010000000000000003"), d2),
+        Some(LeftoverReason::Unprotected)
+    );
+}
+
+#[test]
+fn a_standalone_backup_on_a_lower_timeline_keeps_that_timeline_above_its_begin() {
+    let mut k = done(
+        "20250101T000000",
+        1,
+        "000000010000000000000005",
+        "000000010000000000000006",
+        0.0,
+    );
+    k.keep = Some(Keep::Standalone);
+    let f = done(
+        "20250102T000000",
+        2,
+        "000000020000000000000009",
+        "000000020000000000000009",
+        0.0,
+    );
+    let r = WalRules::plan(&[k, f], None, 0.0, false);
+    let d = Some("000000010000000000000002");
+    assert_eq!(
+        class(&r, &wal("000000010000000000000006"), d),
+        Some(LeftoverReason::KeepAnnotation),
+        "in the range"
+    );
+    assert_eq!(
+        class(&r, &wal("000000010000000000000008"), d),
+        Some(LeftoverReason::KeepAnnotation),
+        "after the range, on the standalone backup's timeline"
+    );
+    // Below it: D's deletion (U = the standalone backup) removes it.
+    assert_eq!(
+        class(&r, &wal("000000010000000000000003"), d),
+        Some(LeftoverReason::Unprotected)
+    );
+    assert_eq!(
+        class(&r, &wal("000000010000000000000003"), None),
+        Some(LeftoverReason::AwaitingNextDeletion)
+    );
+}
+
+#[test]
+fn foreign_labels_are_those_of_no_catalog_backup() {
+    let f = done(
+        "20250102T000000",
+        1,
+        "000000010000000000000009",
+        "000000010000000000000009",
+        0.0,
+    );
+    let r = WalRules::plan(&[f], None, 0.0, false);
+    assert!(!r.is_foreign_label("000000010000000000000009.00000028.backup"));
+    assert!(r.is_foreign_label("000000010000000000000003.00000028.backup"));
+}
+
+#[test]
+fn barman_label_ids() {
+    let label = |l: &str| format!("START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nLABEL: {l}\n");
+    assert_eq!(
+        barman_label_id(&label("Barman backup cloud 20261203T100000")),
+        Some("20261203T100000")
+    );
+    assert_eq!(
+        barman_label_id(&label("Barman backup pg 20261203T100000")),
+        Some("20261203T100000")
+    );
+    assert_eq!(barman_label_id(&label("pg_basebackup base backup")), None);
+    assert_eq!(barman_label_id("no label at all"), None);
 }

@@ -19,6 +19,7 @@ fn dir(id: &str, info: Option<&str>) -> BackupDir {
             Some(text) => BackupInfoState::Parsed(Box::new(BackupInfo::parse(text.as_bytes()).unwrap())),
             None => BackupInfoState::Missing,
         },
+        tars: vec![crate::catalog::payload::TarObject::readable("data.tar", 100)],
     }
 }
 

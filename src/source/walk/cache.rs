@@ -37,6 +37,10 @@ pub struct ServerCache {
     pub(super) keeps: BTreeMap<String, Cached<Option<Keep>>>,
     /// Parsed `.history` files by key after `wals/`.
     pub(super) histories: BTreeMap<String, Cached<Option<Vec<HistoryEntry>>>>,
+    /// Foreign label files read (key after `wals/`) and the barman backup id
+    /// each names (`None`: not a barman label, or unreadable). By key only:
+    /// PostgreSQL writes a label file once.
+    pub(super) labels: BTreeMap<String, Option<String>>,
     /// The WAL directories: their aggregates and the incremental plan's state.
     pub(super) wal: DirCache,
 }

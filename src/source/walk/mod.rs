@@ -15,9 +15,12 @@
 //!    pages stream by (memory does not grow with the number of WAL objects),
 //!    the other directories' previous aggregates reused;
 //! 5. one bounded GET per new or changed `.history` file, decompressed with a
-//!    bound too ([`crate::catalog::history::read`]).
+//!    bound too ([`crate::catalog::history::read`]);
+//! 6. one bounded GET per new foreign label file below the first backup,
+//!    newest first, until the newest deleted backup is found (`labels`).
 
 mod cache;
+mod labels;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +37,7 @@ use crate::catalog::backup_info::{BackupInfo, BackupStatus, MAX_BACKUP_INFO_BYTE
 use crate::catalog::history::{self, HistoryEntry};
 use crate::catalog::key::{BaseObject, classify_base, is_backup_tar};
 use crate::catalog::listing::{Chunk, combine, listing_chunks, plan_wal_listing};
+use crate::catalog::payload::TarObject;
 use crate::catalog::retention::{BackupMeta, Keep, RetentionPolicy, WalRules};
 use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalTotals, needs_restore};
 use crate::source::store::{Listing, ObjectStore};
@@ -78,7 +82,8 @@ pub struct WalkStats {
     /// WAL directories whose previous aggregates were reused unlisted.
     pub reused_dirs: u64,
     /// `backup.info`, keep annotations and `.history` objects not fetched
-    /// again because their ETag and size were unchanged.
+    /// again because their ETag and size were unchanged, and label files
+    /// not fetched again because they were read before.
     pub reused_objects: u64,
     /// HTTP requests the walk sent to S3, retries included (filled in by the
     /// scheduler from the target's request counter).
@@ -196,6 +201,8 @@ struct ListedBackup {
     info: Option<Option<ObjectId>>,
     /// `Some` when it holds an `annotations/keep`.
     keep: Option<Option<ObjectId>>,
+    /// Its tars.
+    tars: Vec<TarObject>,
 }
 
 /// `base/` as listed.
@@ -281,6 +288,7 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
         }
         self.list_wal(root.dirs, &mut w).await?;
         self.read_histories(&root.ids, &mut w).await?;
+        self.find_last_deleted(&mut w).await?;
         Ok(Some(w))
     }
 
@@ -314,7 +322,14 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
                             d.barman_bytes += o.size;
                         }
                         "annotations/keep" => d.keep = Some(ObjectId::of(o)),
-                        f if is_backup_tar(f) => d.barman_bytes += o.size,
+                        f if is_backup_tar(f) => {
+                            d.barman_bytes += o.size;
+                            d.tars.push(TarObject {
+                                name: f.to_string(),
+                                size: o.size,
+                                archive_tier: o.storage_class.clone().filter(|c| needs_restore(Some(c))),
+                            });
+                        }
                         _ => {}
                     }
                 }
@@ -391,6 +406,7 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
             barman_bytes: d.barman_bytes,
             keep,
             info,
+            tars: d.tars,
         };
         Ok((dir, info_cache, keep_cache, reused))
     }
