@@ -126,6 +126,13 @@ fn pg_main() -> ServerCatalog {
     s.base_loose = Usage { objects: 1, bytes: 7 };
     // The oldest backup's data tar moved to DEEP_ARCHIVE by a lifecycle rule,
     // and one old WAL segment to GLACIER (as the walk counts them from the listing).
+    // A DONE backup whose data tar a hand cleanup removed: incomplete.
+    s.backups
+        .iter_mut()
+        .find(|b| b.id == "20251105T020000")
+        .unwrap()
+        .tars
+        .clear();
     s.backups[0].tars[0] = TarObject {
         name: "data.tar.gz".into(),
         size: 30000,

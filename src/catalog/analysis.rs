@@ -12,7 +12,7 @@
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::backup_info::BackupStatus;
 use super::continuity::{self, BackupRange, Continuity};
@@ -94,6 +94,14 @@ pub struct BackupDetail {
     pub bytes: u64,
     /// `error` of a FAILED backup, or why `backup.info` is unreadable.
     pub error: Option<String>,
+    /// Payload problems of a DONE backup ([`super::payload::check`]), as
+    /// sentences (`data tar missing`, `tablespace 16385 tar missing`,
+    /// `data.tar.gz in DEEP_ARCHIVE`...); empty when complete.
+    pub payload_problems: Vec<String>,
+    /// Why a DONE backup cannot be restored to the newest WAL: its payload
+    /// problems, then the WAL reason (`WAL gap at segment X`); empty when it
+    /// can (and for other statuses).
+    pub not_restorable: Vec<String>,
 }
 
 /// Objects in a storage class that must be restored before they can be read
@@ -148,6 +156,11 @@ pub struct ServerSummary {
     pub retention: Option<RetentionSummary>,
     /// STARTED backups older than `stuck_after`.
     pub stuck: u64,
+    /// DONE backups with a payload object missing or empty
+    /// (`barman_cloud_backups_incomplete`).
+    pub incomplete: u64,
+    /// Whether the newest DONE backup is one of them (`None` without a DONE backup).
+    pub last_incomplete: Option<bool>,
     /// Median gap between the begin times of the newest DONE backups, seconds.
     pub interval_seconds: Option<f64>,
     /// Distinct `systemid`s among the backups.
@@ -263,7 +276,24 @@ pub fn summarize_server(server: &ServerCatalog, opts: &AnalysisOptions) -> Serve
             })
         })
         .collect();
-    let continuity = continuity::analyze(&server.wal.names.index, &server.histories, &ranges, segment_size);
+    let mut continuity = continuity::analyze(&server.wal.names.index, &server.histories, &ranges, segment_size);
+    let incomplete_ids: BTreeSet<&str> = server
+        .backups
+        .iter()
+        .filter(|b| b.payload_problems().iter().any(super::payload::Problem::is_incomplete))
+        .map(|b| b.id.as_str())
+        .collect();
+    // Restorable needs the payload too: what barman-cloud-restore reads.
+    let payload_ok: BTreeSet<String> = details
+        .iter()
+        .filter(|d| d.status == "DONE" && d.payload_problems.is_empty())
+        .map(|d| d.id.clone())
+        .collect();
+    if let Some(c) = continuity.as_mut() {
+        c.restorable.retain(|id| payload_ok.contains(id));
+    }
+    let incomplete = done.iter().filter(|d| incomplete_ids.contains(d.id.as_str())).count() as u64;
+    let last_incomplete = newest.map(|d| incomplete_ids.contains(d.id.as_str()));
     let stuck = details
         .iter()
         .filter(|d| d.status == "STARTED")
@@ -302,6 +332,7 @@ pub fn summarize_server(server: &ServerCatalog, opts: &AnalysisOptions) -> Serve
             blocked: rules.blocked,
         }
     });
+    let wal_reasons = continuity.as_ref().map(|c| c.not_restorable.clone());
     ServerSummary {
         name: server.name.clone(),
         backups: counts,
@@ -323,15 +354,31 @@ pub fn summarize_server(server: &ServerCatalog, opts: &AnalysisOptions) -> Serve
         leftovers: (counts.done > 0).then_some(server.leftovers()),
         retention,
         stuck,
+        incomplete,
+        last_incomplete,
         interval_seconds,
         systems,
         histories_unreadable: server.histories_unreadable,
         wal_names: server.wal.names.clone(),
-        backup_list: details,
+        backup_list: with_reasons(details, wal_reasons.as_ref()),
     }
 }
 
 const UNREADABLE: &str = "UNREADABLE";
+
+/// Fills [`BackupDetail::not_restorable`] of the DONE backups: payload
+/// problems first, then the WAL reason (`wal`: continuity's, `None` when
+/// there is no WAL at all).
+fn with_reasons(mut details: Vec<BackupDetail>, wal: Option<&BTreeMap<String, String>>) -> Vec<BackupDetail> {
+    for d in details.iter_mut().filter(|d| d.status == "DONE") {
+        d.not_restorable = d.payload_problems.clone();
+        match wal {
+            Some(w) => d.not_restorable.extend(w.get(&d.id).cloned()),
+            None => d.not_restorable.push("no WAL in the archive".into()),
+        }
+    }
+    details
+}
 
 fn detail(dir: &BackupDir) -> BackupDetail {
     let mut d = BackupDetail {
@@ -347,6 +394,8 @@ fn detail(dir: &BackupDir) -> BackupDetail {
         objects: dir.objects,
         bytes: dir.bytes,
         error: None,
+        payload_problems: Vec::new(),
+        not_restorable: Vec::new(),
     };
     match &dir.info {
         BackupInfoState::Parsed(info) => {
@@ -363,6 +412,9 @@ fn detail(dir: &BackupDir) -> BackupDetail {
             } else {
                 None
             };
+            if info.status == BackupStatus::Done {
+                d.payload_problems = dir.payload_problems().iter().map(ToString::to_string).collect();
+            }
         }
         BackupInfoState::Missing => d.error = Some("no backup.info in the backup directory".into()),
         BackupInfoState::Unreadable(why) => d.error = Some(why.clone()),
@@ -383,209 +435,4 @@ pub fn id_time(id: &str) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::catalog::backup_info::BackupInfo;
-    use crate::catalog::{BackupDir, ServerCatalog, TargetCatalog};
-
-    fn opts(servers: Option<&[String]>) -> AnalysisOptions<'_> {
-        AnalysisOptions {
-            servers,
-            orphan_after: 7.0 * 86_400.0,
-            stuck_after: 86_400.0,
-            retention: false,
-            now: 1_762_200_000.0,
-        }
-    }
-
-    fn dir(id: &str, info: &str, objects: u64, bytes: u64) -> BackupDir {
-        BackupDir {
-            barman_bytes: 0,
-            keep: None,
-            id: id.into(),
-            objects,
-            bytes,
-            info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
-            tars: vec![crate::catalog::payload::TarObject::readable("data.tar.gz", bytes)],
-        }
-    }
-
-    fn server() -> ServerCatalog {
-        let mut s = ServerCatalog {
-            name: "pg-main".into(),
-            ..Default::default()
-        };
-        s.backups = vec![
-            dir(
-                "20251101T020000",
-                "status=DONE\nbegin_time=2025-11-01 02:00:00+00:00\nend_time=2025-11-01 02:10:00+00:00\n",
-                3,
-                1000,
-            ),
-            dir(
-                "20251102T020000",
-                "status=FAILED\nbegin_time=2025-11-02 02:00:00+00:00\nerror=failure copy (boom)\n",
-                1,
-                10,
-            ),
-            dir(
-                "20251103T020000",
-                "status=DONE\nbegin_time=2025-11-03 02:00:00+00:00\nend_time=2025-11-03 02:05:30+00:00\n",
-                4,
-                2000,
-            ),
-            dir(
-                "20251104T020000",
-                "status=STARTED\nbegin_time=2025-11-04 02:00:00+00:00\n",
-                1,
-                5,
-            ),
-            BackupDir {
-                barman_bytes: 0,
-                keep: None,
-                id: "20251105T020000".into(),
-                objects: 2,
-                bytes: 7,
-                info: BackupInfoState::Missing,
-                tars: Vec::new(),
-            },
-        ];
-        s.base_loose.add(11);
-        s.wal.add(
-            "0000000100000000/000000010000000000000001.gz",
-            100,
-            Some(1_000.0),
-            &Default::default(),
-        );
-        s.wal.add(
-            "0000000100000000/000000010000000000000002.gz",
-            100,
-            Some(2_000.0),
-            &Default::default(),
-        );
-        s.wal.add(
-            "0000000100000000/000000010000000000000003.partial.gz",
-            50,
-            Some(3_000.0),
-            &Default::default(),
-        );
-        s.wal.add("00000002.history.gz", 5, Some(3_000.0), &Default::default());
-        s.wal.add("junk.txt", 1, None, &Default::default());
-        s
-    }
-
-    #[test]
-    fn summarises_counts_times_and_sizes() {
-        let s = summarize_server(&server(), &opts(None));
-        assert_eq!(
-            s.backups,
-            BackupCounts {
-                done: 2,
-                failed: 1,
-                started: 1,
-                other: 0,
-                unreadable: 1
-            }
-        );
-        assert_eq!(s.last_success_timestamp, Some(1_762_135_530.0));
-        assert_eq!(s.first_recoverability_point, Some(1_761_963_000.0));
-        assert_eq!(s.last_failure_timestamp, Some(1_762_048_800.0));
-        assert_eq!(s.last_duration_seconds, Some(330.0));
-        assert_eq!(s.last_size_bytes, Some(2000));
-        assert_eq!(
-            s.base,
-            Usage {
-                objects: 12,
-                bytes: 3033
-            }
-        );
-        assert_eq!(s.wal_usage(WalKind::Segment), Usage { objects: 2, bytes: 200 });
-        assert_eq!(s.wal_usage(WalKind::Partial), Usage { objects: 1, bytes: 50 });
-        assert_eq!(s.wal_usage(WalKind::History), Usage { objects: 1, bytes: 5 });
-        assert_eq!(s.wal_usage(WalKind::Other), Usage { objects: 1, bytes: 1 });
-        // .partial never counts as an archived segment
-        assert_eq!(s.wal_last_archived_timestamp, Some(2_000.0));
-        assert_eq!(s.wal_newest_segment.as_deref(), Some("000000010000000000000002"));
-        assert_eq!(
-            s.storage(),
-            Usage {
-                objects: 17,
-                bytes: 3289
-            }
-        );
-        assert_eq!(s.backup_list[1].error.as_deref(), Some("failure copy (boom)"));
-    }
-
-    #[test]
-    fn empty_server_has_no_times() {
-        let s = summarize_server(&ServerCatalog::default(), &opts(None));
-        assert_eq!(s.backups, BackupCounts::default());
-        assert_eq!(s.last_success_timestamp, None);
-        assert_eq!(s.last_failure_timestamp, None);
-        assert_eq!(s.last_size_bytes, None);
-    }
-
-    #[test]
-    fn cadence_is_the_median_gap_of_the_newest_seven_done_backups() {
-        // Ten daily backups, then eight hourly ones (the 6-field cron mistake):
-        // the newest seven are hourly, so the median gap is 3600 s.
-        let mut backups = Vec::new();
-        for day in 1..=10 {
-            let id = format!("202510{day:02}T020000");
-            let info = format!(
-                "status=DONE\nbegin_time=2025-10-{day:02} 02:00:00+00:00\nend_time=2025-10-{day:02} 02:10:00+00:00\n"
-            );
-            backups.push(dir(&id, &info, 1, 1));
-        }
-        for hour in 0..8 {
-            let id = format!("20251011T{hour:02}0200");
-            let info = format!(
-                "status=DONE\nbegin_time=2025-10-11 {hour:02}:02:00+00:00\nend_time=2025-10-11 {hour:02}:05:00+00:00\n"
-            );
-            backups.push(dir(&id, &info, 1, 1));
-        }
-        let s = ServerCatalog {
-            backups,
-            ..Default::default()
-        };
-        assert_eq!(summarize_server(&s, &opts(None)).interval_seconds, Some(3600.0));
-        let daily = ServerCatalog {
-            backups: s.backups[..10].to_vec(),
-            ..Default::default()
-        };
-        assert_eq!(summarize_server(&daily, &opts(None)).interval_seconds, Some(86_400.0));
-    }
-
-    #[test]
-    fn failure_time_falls_back_to_backup_id() {
-        let s = ServerCatalog {
-            backups: vec![dir("20251102T020000", "status=FAILED\n", 1, 1)],
-            ..Default::default()
-        };
-        assert_eq!(
-            summarize_server(&s, &opts(None)).last_failure_timestamp,
-            Some(1_762_048_800.0)
-        );
-    }
-
-    #[test]
-    fn orphans_only_with_a_server_list() {
-        let mut other = server();
-        other.name = "pg-old".into();
-        let catalog = TargetCatalog {
-            servers: vec![server(), other],
-            loose: Usage { objects: 1, bytes: 9 },
-        };
-        let t = summarize_target(&catalog, &opts(Some(&["pg-main".to_string()])));
-        assert_eq!(t.orphan_servers, 1);
-        assert!(t.servers[1].orphaned && !t.servers[0].orphaned);
-        assert_eq!(
-            t.storage,
-            Usage {
-                objects: 35,
-                bytes: 6587
-            }
-        );
-        assert_eq!(summarize_target(&catalog, &opts(None)).orphan_servers, 0);
-    }
-}
+mod tests;

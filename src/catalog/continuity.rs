@@ -81,6 +81,11 @@ pub struct Continuity {
     pub recovery_window_end: Option<f64>,
     /// Backup ids that can be restored to the newest WAL.
     pub restorable: Vec<String>,
+    /// Why each other backup cannot be (backup id → reason, e.g. `WAL gap at
+    /// segment 000000010000000000000005`); published per backup as
+    /// `backup_list[].not_restorable`.
+    #[serde(skip)]
+    pub not_restorable: BTreeMap<String, String>,
     /// True when a timeline's `.history` needed for the path is missing or unreadable.
     pub history_missing: bool,
     /// The gaps counted in `missing_segments`, oldest first, at most
@@ -132,6 +137,7 @@ pub fn analyze(
         first_missing: None,
         recovery_window_end: None,
         restorable: Vec::new(),
+        not_restorable: BTreeMap::new(),
         history_missing,
         gaps: Vec::new(),
         gap_count: 0,
@@ -154,11 +160,22 @@ pub fn analyze(
             c.recovery_window_end = s.chain_end_modified;
         }
     }
-    c.restorable = backups
-        .iter()
-        .filter(|b| walk(b.begin).is_some_and(|s| s.missing == 0))
-        .map(|b| b.id.clone())
-        .collect();
+    for b in backups {
+        match walk(b.begin) {
+            Some(s) if s.missing == 0 => c.restorable.push(b.id.clone()),
+            Some(s) => {
+                let at = s.first_missing.map_or_else(String::new, |m| m.to_string());
+                c.not_restorable
+                    .insert(b.id.clone(), format!("WAL gap at segment {at}"));
+            }
+            None => {
+                c.not_restorable.insert(
+                    b.id.clone(),
+                    format!("begin_wal {} is not on the timeline path to the newest WAL", b.begin),
+                );
+            }
+        }
+    }
     Some(c)
 }
 

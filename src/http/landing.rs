@@ -126,6 +126,8 @@ pub struct BackupRow {
     pub bytes: u64,
     /// Restorable to the newest WAL.
     pub restorable: Restorable,
+    /// Why not, `; `-joined (payload problems, then the WAL reason), or empty.
+    pub why_not: String,
     /// Error text, or empty.
     pub error: String,
 }
@@ -240,6 +242,7 @@ pub fn server_view(id: &str, s: &ServerSummary, now: f64) -> ServerView {
                 } else {
                     Restorable::No
                 },
+                why_not: b.not_restorable.join("; "),
                 error: b.error.clone().unwrap_or_default(),
             })
             .collect(),
@@ -344,6 +347,49 @@ mod tests {
         assert_eq!(page.matches("<svg class=\"timeline\"").count(), 1);
         assert_eq!(page.matches("<g class=\"backup\"").count(), 1);
         assert!(page.contains("<span class=up>up</span>"));
+    }
+
+    #[test]
+    fn a_backup_that_is_not_restorable_says_why() {
+        let mut t = summary();
+        let info = "status=DONE\nbegin_time=2025-11-02 02:00:00+00:00\nend_time=2025-11-02 02:05:00+00:00\n\
+                    timeline=1\nbegin_wal=000000010000000000000002\nend_wal=000000010000000000000002\n";
+        let server = ServerCatalog {
+            name: "pg".into(),
+            backups: vec![BackupDir {
+                id: "20251102T020000".into(),
+                objects: 1,
+                bytes: 10,
+                barman_bytes: 10,
+                keep: None,
+                info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+                tars: Vec::new(),
+            }],
+            ..Default::default()
+        };
+        let opts = AnalysisOptions {
+            servers: None,
+            orphan_after: 1e9,
+            stuck_after: 1e9,
+            retention: false,
+            now: 1_762_000_000.0,
+        };
+        t.servers = vec![summarize_server(&server, &opts)];
+        let view = target_view(0, ("t", "s3://b/p", "AWS"), &done(t), 0.0);
+        let row = &view.servers[0].backups[0];
+        assert_eq!(row.restorable, Restorable::No);
+        assert_eq!(row.why_not, "data tar missing; no WAL in the archive");
+        let page = Landing {
+            version: "1".into(),
+            telemetry_path: "/metrics".into(),
+            targets: vec![view],
+        }
+        .render()
+        .unwrap();
+        assert!(
+            page.contains("<span class=down>no</span>: data tar missing; no WAL in the archive"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -192,7 +192,19 @@ pub const WAL_MISSING_SEGMENTS: Family = gauge(
 pub const BACKUPS_RESTORABLE: Family = gauge(
     "barman_cloud_backups_restorable",
     S,
-    "DONE backups whose WAL from begin_wal to the newest archived segment is all present.",
+    "DONE backups that barman-cloud-restore can restore to the newest WAL: every tar it reads is there, not empty and not in an archive storage class, and the WAL from begin_wal to the newest archived segment is all present.",
+);
+/// `barman_cloud_backups_incomplete{server}`.
+pub const BACKUPS_INCOMPLETE: Family = gauge(
+    "barman_cloud_backups_incomplete",
+    S,
+    "DONE backups with a payload object missing or empty: the data tar, a data_NNNN part below the highest one, or a tablespace tar listed in backup.info. barman-cloud-restore cannot restore them.",
+);
+/// `barman_cloud_backup_last_incomplete{server}`.
+pub const BACKUP_LAST_INCOMPLETE: Family = gauge(
+    "barman_cloud_backup_last_incomplete",
+    S,
+    "1 when the newest DONE backup is incomplete (see barman_cloud_backups_incomplete), else 0; absent without a DONE backup.",
 );
 /// `barman_cloud_wal_timeline{server}`.
 pub const WAL_TIMELINE: Family = gauge(
@@ -465,6 +477,8 @@ pub const FAMILIES: &[&Family] = &[
     &SERVER_ORPHANED,
     &WAL_MISSING_SEGMENTS,
     &BACKUPS_RESTORABLE,
+    &BACKUPS_INCOMPLETE,
+    &BACKUP_LAST_INCOMPLETE,
     &WAL_TIMELINE,
     &WAL_ARCHIVED_LSN,
     &RECOVERY_WINDOW_END,

@@ -133,6 +133,10 @@ const SERVER_GAUGES: &[(&Family, ServerValue)] = &[
     (&c::BACKUPS_RESTORABLE, |s| {
         Some(s.continuity.as_ref().map_or(0, |c| c.restorable.len()) as f64)
     }),
+    (&c::BACKUPS_INCOMPLETE, |s| Some(s.incomplete as f64)),
+    (&c::BACKUP_LAST_INCOMPLETE, |s| {
+        s.last_incomplete.map(|b| f64::from(u8::from(b)))
+    }),
     (&c::WAL_TIMELINE, |s| {
         s.continuity.as_ref().map(|c| f64::from(c.timeline))
     }),
