@@ -530,6 +530,85 @@ async fn prometheus_and_alertmanager_fire_the_bundled_alerts_on_a_real_scenario(
         "https://github.com/barman-cloud-exporter/barman-cloud-exporter/blob/main/docs/runbooks/BarmanCloudWALGap.md"
     );
 
+    // --- staged payload failures: the newest backup's data tar deleted (a
+    // lifecycle rule or a hand cleanup), and the newest WAL segment moved to
+    // DEEP_ARCHIVE (a lifecycle transition; SeaweedFS keeps the class) ---
+    let newest = barman
+        .iter()
+        .filter(|b| b["status"] == "DONE")
+        .map(|b| b["backup_id"].as_str().unwrap().to_string())
+        .max()
+        .unwrap();
+    let tar_key = listing
+        .iter()
+        .map(|(k, _, _)| k)
+        .find(|k| k.starts_with(&format!("{copy_prefix}base/{newest}/data.tar")))
+        .expect("the newest backup's data tar")
+        .clone();
+    client
+        .delete_object()
+        .bucket(&sc.bucket)
+        .key(&tar_key)
+        .send()
+        .await
+        .unwrap();
+    let newest_seg = segs.iter().map(|(n, _, _)| n.clone()).max().unwrap();
+    let seg_key = listing
+        .iter()
+        .map(|(k, _, _)| k)
+        .find(|k| k.contains(&format!("/{newest_seg}")) && !k.contains(".backup") && !k.contains(".partial"))
+        .unwrap()
+        .clone();
+    let body = client
+        .get_object()
+        .bucket(&sc.bucket)
+        .key(&seg_key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    client
+        .put_object()
+        .bucket(&sc.bucket)
+        .key(&seg_key)
+        .storage_class(aws_sdk_s3::types::StorageClass::DeepArchive)
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let incomplete: AlertKey = (
+        "BarmanCloudBackupIncomplete".into(),
+        "critical".into(),
+        "staged".into(),
+        "pg-main".into(),
+    );
+    let archived: AlertKey = (
+        "BarmanCloudObjectsInArchiveTier".into(),
+        "critical".into(),
+        "staged".into(),
+        "pg-main".into(),
+    );
+    let mut want_payload = want_gap.clone();
+    want_payload.insert(incomplete.clone());
+    want_payload.insert(archived.clone());
+    let fired = settle_on(&prom_url, &am_url, &want_payload, Duration::from_secs(120), &[&prom, &am]).await;
+    assert_eq!(
+        fired[&incomplete]["annotations"]["summary"],
+        "The newest barman-cloud DONE backup is missing part of its payload."
+    );
+    assert_eq!(fired[&archived]["labels"]["area"], "wals", "{}", fired[&archived]);
+    assert_eq!(
+        fired[&archived]["annotations"]["description"],
+        "1 object(s) under wals/ of server pg-main (target staged) are in S3 GLACIER or DEEP_ARCHIVE: \
+         barman-cloud-wal-restore cannot read them until they are restored.",
+        "{}",
+        fired[&archived]
+    );
+
     drop(prom);
     drop(am);
     exporter.stop().await;
