@@ -165,6 +165,18 @@ def main():
           "seg64: segments do not cross from log 0 (seg > 0x10) into log 1")
     fmt = lambda s: "%08X%08X%08X" % s  # noqa: E731
 
+    # ---- payload
+    pl = env("payload")
+    plb = backups(pl["server"])
+    check([(b["status"], b["backup_id"]) for b in plb] == [("DONE", pl["ids"])],
+          "payload: backups are %s, expected one DONE %s" % ([(b["status"], b["backup_id"]) for b in plb], pl["ids"]))
+    plp = prefix(pl["destination_path"], pl["server"])
+    pl_files = sorted(k.split("/", 2)[2] for k in under(plp) if k.startswith("base/%s/" % pl["ids"]))
+    data_parts = [f for f in pl_files if re.match(r"^data(_\d{4})?\.tar$", f)]
+    check(len(data_parts) >= 3, "payload: data tar in %d part(s), expected >= 3: %s" % (len(data_parts), pl_files))
+    check("%s.tar" % pl["tablespace_oid"] in pl_files,
+          "payload: no tablespace tar %s.tar: %s" % (pl["tablespace_oid"], pl_files))
+
     if errors:
         for e in errors:
             print("extra_json.py: CHECK FAILED: " + e, file=sys.stderr)
@@ -186,6 +198,13 @@ def main():
             "ids": ids,
             "standalone": kp["standalone"],
             "backup_compression": kp["backup_compression"],
+        },
+        "payload": {
+            "destination_path": pl["destination_path"],
+            "server": pl["server"],
+            "id": pl["ids"],
+            "tablespace_oid": int(pl["tablespace_oid"]),
+            "data_parts": len(data_parts),
         },
         "compression": comps,
         "seg64": {

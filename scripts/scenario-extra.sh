@@ -19,6 +19,9 @@
 #            gzip WAL, two DONE uncompressed backups (plain data.tar, barman-
 #            cloud-backup's default), the WAL stream crosses the log
 #            boundary ...0000003F -> ...00000001 00000000 (64 segments/log)
+#   payload  s3://<bucket>/extra/payload  pg-payload one tablespace (its own
+#            <oid>.tar), one DONE uncompressed backup split by
+#            --max-archive-size 8MB into data.tar, data_0001.tar, ...
 #
 # The layouts are built concurrently (clusters pg/x-<layout>), each logged
 # to DIR/extra-work/<layout>.log as well as stderr. Every cluster is left
@@ -39,7 +42,7 @@
 #
 # Sourced by scenario.sh (needs its functions); not meant to be run alone.
 
-EXTRA_LAYOUTS=(states keep bzip2 zstd snappy seg64)
+EXTRA_LAYOUTS=(states keep bzip2 zstd snappy seg64 payload)
 EXTRA_PREFIX="extra"
 declare -gA EXTRA_PID=() EXTRA_T0=()
 
@@ -185,6 +188,33 @@ extra_job_seg64() {
   log "layout seg64: DONE $b1, DONE $b2; cluster stopped"
 }
 
+# A cluster with one tablespace, its backup split into parts by a small
+# --max-archive-size (uncompressed tars, so the parts are predictable).
+extra_job_payload() {
+  SCN_DEST="$(extra_dest payload)"
+  local c=x-payload b1 oid tbs
+  make_cluster "$c" pg-payload
+  cl_load "$c"
+  tbs="$CL_DIR/tbs"
+  mkdir -p "$tbs"
+  chmod 700 "$tbs"
+  pg_owned "$tbs"
+  psql_c "$c" "CREATE TABLESPACE bce_tbs LOCATION '$tbs'" \
+    "CREATE TABLE bce_tbs_data (id int, payload text) TABLESPACE bce_tbs" \
+    "INSERT INTO bce_tbs_data SELECT g, md5(g::text) FROM generate_series(1, 20000) g" >/dev/null
+  oid="$(psql_c "$c" "SELECT oid FROM pg_tablespace WHERE spcname = 'bce_tbs'")"
+  generate_wal "$c" 500
+  switch_wal "$c" 1
+  b1="$(BACKUP_COMPRESSION=none base_backup "$c" --max-archive-size 8MB)"
+  generate_wal "$c" 200
+  switch_wal "$c" 2
+  settle_archive "$c"
+  stop_cluster "$c"
+  extra_result payload "destination_path=$SCN_DEST" server=pg-payload "ids=$b1" "tablespace_oid=$oid" \
+    backup_compression=none
+  log "layout payload: DONE $b1 (tablespace $oid, data split by --max-archive-size 8MB); cluster stopped"
+}
+
 # ------------------------------------------------------------ driver --
 
 # extra_stop: kill any background barman of the extra clusters and stop
@@ -215,7 +245,7 @@ extra_reset() {
     log "removing the leftovers of a previous 'extra' run"
     extra_stop
     rm -rf "$SCN_DIR"/pg/x-* "$XW"
-    rm -f "$SCN_DIR"/.last-backup-end.pg-{states,keep,bzip2,zstd,snappy,seg64}
+    rm -f "$SCN_DIR"/.last-backup-end.pg-{states,keep,bzip2,zstd,snappy,seg64,payload}
     s3tool delete-prefix "$SCN_BUCKET" "$EXTRA_PREFIX/"
   fi
 }

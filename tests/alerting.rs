@@ -595,7 +595,14 @@ async fn prometheus_and_alertmanager_fire_the_bundled_alerts_on_a_real_scenario(
     let mut want_payload = want_gap.clone();
     want_payload.insert(incomplete.clone());
     want_payload.insert(archived.clone());
-    let fired = settle_on(&prom_url, &am_url, &want_payload, Duration::from_secs(120), &[&prom, &am]).await;
+    let fired = settle_on(
+        &prom_url,
+        &am_url,
+        &want_payload,
+        Duration::from_secs(120),
+        &[&prom, &am],
+    )
+    .await;
     assert_eq!(
         fired[&incomplete]["annotations"]["summary"],
         "The newest barman-cloud DONE backup is missing part of its payload."

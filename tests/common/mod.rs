@@ -7,6 +7,7 @@ pub mod fault_proxy;
 pub mod faults;
 pub mod hostile;
 pub mod pg_cluster;
+pub mod restore;
 pub mod retention;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,6 +134,8 @@ pub struct Scenario {
     pub postgres: PgInfo,
     pub barman_bin: PathBuf,
     pub scripts_dir: PathBuf,
+    /// PostgreSQL's binaries (`/usr/lib/postgresql/15/bin`).
+    pub pg_bin: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
