@@ -8,7 +8,9 @@
 //! * `pg-main` as the scenario built it (two timelines), and a copy with one
 //!   segment deleted inside the chain;
 //! * `pg-payload` (one tablespace, the data tar split in 3 parts) as built, a
-//!   copy with the tablespace tar deleted, and one with a middle part deleted.
+//!   copy with the tablespace tar deleted, and one with a middle part deleted;
+//! * every other extra layout as built (FAILED/STARTED among DONE backups,
+//!   keep:standalone, bzip2/zstd/snappy WAL across a promote, 64 MiB segments).
 //!
 //! Copies live under their own prefixes (written by the test, never by the
 //! exporter); the restored servers archive nothing.
@@ -53,6 +55,9 @@ async fn verdicts(sc: &Scenario, dest: &str, server: &str) -> (BTreeMap<String, 
     (out, s["continuity"]["archived_lsn"].as_u64().unwrap())
 }
 
+/// The default `wal_segment_size`, bytes.
+const SEG16: u64 = 16 * 1024 * 1024;
+
 /// Restores every DONE backup and compares with the exporter, backup by backup.
 async fn compare(
     sc: &Scenario,
@@ -60,15 +65,23 @@ async fn compare(
     server: &str,
     tablespaces: &[&str],
     case: &str,
+    segment_size: u64,
 ) -> BTreeMap<String, Outcome> {
     let (said, newest_end) = verdicts(sc, dest, server).await;
     assert!(!said.is_empty(), "{case}: no DONE backup");
     let mut real = BTreeMap::new();
     for (id, why) in &said {
-        let o = restore_and_recover(sc, dest, server, id, tablespaces);
-        // Recovery replays into the newest segment; reaching its start is
+        let (sc2, dest2, server2, id2) = (sc.clone(), dest.to_string(), server.to_string(), id.clone());
+        let tbs: Vec<String> = tablespaces.iter().map(|t| t.to_string()).collect();
+        let o = tokio::task::spawn_blocking(move || {
+            let tbs: Vec<&str> = tbs.iter().map(String::as_str).collect();
+            restore_and_recover(&sc2, &dest2, &server2, &id2, &tbs)
+        })
+        .await
+        .unwrap();
+        // Recovery replays into the newest segment; reaching into it is
         // reaching the newest WAL (the segment's end is never a record).
-        let reached = o.reaches(newest_end - 16 * 1024 * 1024 + 1);
+        let reached = o.reaches(newest_end - segment_size + 1);
         assert_eq!(
             why.is_empty(),
             reached,
@@ -99,7 +112,7 @@ async fn copy_without(sc: &Scenario, src: &str, server: &str, name: &str, drop: 
 #[ignore = "needs the real stack: scripts/test.sh"]
 async fn restorable_equals_real_restores_across_timelines_and_a_wal_gap() {
     let sc = Scenario::load();
-    let healthy = compare(&sc, &sc.destination_path, "pg-main", &[], "pg-main").await;
+    let healthy = compare(&sc, &sc.destination_path, "pg-main", &[], "pg-main", SEG16).await;
     assert!(
         healthy.values().all(|o| o.started && o.readable),
         "both backups restore: {healthy:#?}"
@@ -131,7 +144,7 @@ async fn restorable_equals_real_restores_across_timelines_and_a_wal_gap() {
         k.contains(&format!("/{victim}")) && !k.contains(".backup") && !k.contains(".partial")
     })
     .await;
-    let gap = compare(&sc, &dest, "pg-main", &[], "pg-main with a gap").await;
+    let gap = compare(&sc, &dest, "pg-main", &[], "pg-main with a gap", SEG16).await;
     let oldest_id = oldest["backup_id"].as_str().unwrap();
     assert!(
         gap[oldest_id].started && gap[oldest_id].replay_lsn < healthy[oldest_id].replay_lsn,
@@ -153,7 +166,7 @@ async fn restorable_equals_real_restores_with_tablespaces_and_split_tars() {
     );
     let oid = p["tablespace_oid"].as_u64().unwrap();
     assert!(p["data_parts"].as_u64().unwrap() >= 3);
-    let healthy = compare(&sc, src, server, &["bce_tbs"], "payload").await;
+    let healthy = compare(&sc, src, server, &["bce_tbs"], "payload", SEG16).await;
     assert!(healthy[id].readable, "{healthy:#?}");
 
     let dest = copy_without(&sc, src, server, "restore-no-tablespace", |k| {
@@ -162,7 +175,15 @@ async fn restorable_equals_real_restores_with_tablespaces_and_split_tars() {
     .await;
     let (said, _) = verdicts(&sc, &dest, server).await;
     assert_eq!(said[id], vec![format!("tablespace {oid} tar missing")]);
-    let o = compare(&sc, &dest, server, &["bce_tbs"], "payload without its tablespace tar").await;
+    let o = compare(
+        &sc,
+        &dest,
+        server,
+        &["bce_tbs"],
+        "payload without its tablespace tar",
+        SEG16,
+    )
+    .await;
     assert!(
         !o[id].restored,
         "barman-cloud-restore exits on a missing tablespace tar: {o:#?}"
@@ -174,5 +195,38 @@ async fn restorable_equals_real_restores_with_tablespaces_and_split_tars() {
     .await;
     let (said, _) = verdicts(&sc, &dest, server).await;
     assert_eq!(said[id], vec!["data_0001 tar part missing".to_string()]);
-    compare(&sc, &dest, server, &["bce_tbs"], "payload without data_0001").await;
+    compare(&sc, &dest, server, &["bce_tbs"], "payload without data_0001", SEG16).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
+async fn restorable_equals_real_restores_on_every_extra_layout() {
+    let sc = Scenario::load();
+    let text = std::fs::read_to_string(sc.dir.join("extra.json")).expect("scripts/test.sh runs `scenario.sh extra`");
+    let extra: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut layouts: Vec<&serde_json::Value> = vec![&extra["states"], &extra["keep"], &extra["seg64"]];
+    layouts.extend(extra["compression"].as_array().unwrap());
+    // Two layouts at a time: each restore is one PostgreSQL and one
+    // barman-cloud-wal-restore per segment.
+    let mut all = BTreeMap::new();
+    for pair in layouts.chunks(2) {
+        let runs = pair.iter().map(|l| {
+            let dest = l["destination_path"].as_str().unwrap().to_string();
+            let server = l["server"].as_str().unwrap().to_string();
+            let seg = l["segment_size"].as_u64().unwrap_or(16 * 1024 * 1024);
+            let sc = sc.clone();
+            async move {
+                let real = compare(&sc, &dest, &server, &[], &server, seg).await;
+                (server, real)
+            }
+        });
+        for (server, real) in futures_util::future::join_all(runs).await {
+            assert!(
+                real.values().all(|o| o.restored && o.started && o.readable),
+                "{server}: {real:#?}"
+            );
+            all.insert(server, real.len());
+        }
+    }
+    assert_eq!(all.len(), layouts.len(), "{all:?}");
 }
