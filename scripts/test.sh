@@ -59,7 +59,7 @@ cleanup() {
 trap cleanup EXIT
 step "building the real scenario in $dir"
 scripts/scenario.sh up "$dir" >/dev/null
-step "building the extra layouts (FAILED/STARTED, keep, bzip2/zstd/snappy WAL, 64 MiB segments)"
+step "building the extra layouts (FAILED/STARTED, keep, bzip2/zstd/snappy WAL, 64 MiB segments, tablespace and split tar)"
 scripts/scenario.sh extra "$dir" >/dev/null
 export BCE_SCENARIO="$dir/scenario.json"
 
