@@ -6,6 +6,7 @@
 pub mod fault_proxy;
 pub mod faults;
 pub mod hostile;
+pub mod monitoring;
 pub mod pg_cluster;
 pub mod restore;
 pub mod retention;

@@ -342,3 +342,25 @@ async fn objects_in_archive_storage_classes_are_counted_by_area_and_kept_by_reus
     assert_eq!(server(&inc, "a").wal.archive_tier, Usage { objects: 1, bytes: 1 });
     assert_eq!(server(&inc, "a").base_archive_tier, Usage { objects: 1, bytes: 3 });
 }
+
+#[tokio::test]
+async fn a_vanished_or_emptied_tar_shows_at_the_next_incremental_walk() {
+    use crate::catalog::payload::Problem;
+    let mut m = bucket(1000);
+    let first = walked(&m, 1e9, &WalkCache::default()).await;
+    assert!(
+        server(&first, "a")
+            .backups
+            .iter()
+            .all(|b| b.payload_problems().is_empty())
+    );
+    let before = m.counts();
+    m.objects.remove("pg/a/base/20250102T000000/data.tar");
+    m.put("pg/a/base/20250101T000000/data.tar", "");
+    let inc = walked(&m, 1e9 + 60.0, &first.cache).await;
+    assert_eq!(inc.stats.full_servers, 0, "{:?}", inc.stats);
+    let a = server(&inc, "a");
+    assert_eq!(a.backups[0].payload_problems(), vec![Problem::Empty("data.tar".into())]);
+    assert_eq!(a.backups[1].payload_problems(), vec![Problem::Missing(None)]);
+    assert_eq!(m.counts().1, before.1, "from the listing alone: no GET");
+}
