@@ -415,27 +415,13 @@ async fn prometheus_and_alertmanager_fire_the_bundled_alerts_on_a_real_scenario(
         .find(|k| k.contains(&format!("/{newest_seg}")) && !k.contains(".backup") && !k.contains(".partial"))
         .unwrap()
         .clone();
-    let body = client
-        .get_object()
-        .bucket(&sc.bucket)
-        .key(&seg_key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    client
-        .put_object()
-        .bucket(&sc.bucket)
-        .key(&seg_key)
-        .storage_class(aws_sdk_s3::types::StorageClass::DeepArchive)
-        .body(body.to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    common::hostile::set_storage_class(
+        &client,
+        &sc.bucket,
+        &seg_key,
+        aws_sdk_s3::types::StorageClass::DeepArchive,
+    )
+    .await;
     let incomplete: AlertKey = (
         "BarmanCloudBackupIncomplete".into(),
         "critical".into(),

@@ -9,7 +9,6 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
 use common::{Exporter, Scenario, copy_server, exporter_yaml, samples, segments, value};
 
@@ -49,27 +48,7 @@ async fn objects_in_glacier_and_deep_archive_are_counted_by_area() {
         (&glacier, StorageClass::Glacier),
         (&instant, StorageClass::GlacierIr),
     ] {
-        let body = client
-            .get_object()
-            .bucket(&sc.bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
-        client
-            .put_object()
-            .bucket(&sc.bucket)
-            .key(key)
-            .storage_class(class.clone())
-            .body(ByteStream::from(body.to_vec()))
-            .send()
-            .await
-            .unwrap();
+        common::hostile::set_storage_class(&client, &sc.bucket, key, class.clone()).await;
         let listed = client
             .list_objects_v2()
             .bucket(&sc.bucket)

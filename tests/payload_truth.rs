@@ -13,7 +13,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::StorageClass;
 use common::{Exporter, Scenario, copy_server, exporter_yaml, samples, value};
 
@@ -69,18 +68,13 @@ async fn damaged_copy(sc: &Scenario, damage: Damage, ids: &[String]) -> String {
             let key = tar_of(ids.last().unwrap()).await;
             common::hostile::delete_where(&client, &sc.bucket, &key, |_| true).await;
         }
-        Damage::EmptyOldest | Damage::DeepArchiveOldest => {
+        Damage::EmptyOldest => {
             let key = tar_of(&ids[0]).await;
-            let body = if damage == Damage::EmptyOldest {
-                Vec::new()
-            } else {
-                common::hostile::get(&client, &sc.bucket, &key).await
-            };
-            let mut put = client.put_object().bucket(&sc.bucket).key(&key);
-            if damage == Damage::DeepArchiveOldest {
-                put = put.storage_class(StorageClass::DeepArchive);
-            }
-            put.body(ByteStream::from(body)).send().await.unwrap();
+            common::hostile::put(&client, &sc.bucket, &key, Vec::new()).await;
+        }
+        Damage::DeepArchiveOldest => {
+            let key = tar_of(&ids[0]).await;
+            common::hostile::set_storage_class(&client, &sc.bucket, &key, StorageClass::DeepArchive).await;
         }
     }
     format!("s3://{}/{}", sc.bucket, dest_prefix.trim_end_matches('/'))

@@ -101,6 +101,21 @@ pub async fn delete_where(client: &Client, bucket: &str, prefix: &str, drop: imp
     }
 }
 
+/// Rewrites `key` onto itself in storage class `class` (as a lifecycle
+/// transition leaves it; SeaweedFS keeps and lists the class).
+pub async fn set_storage_class(client: &Client, bucket: &str, key: &str, class: aws_sdk_s3::types::StorageClass) {
+    let body = get(client, bucket, key).await;
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .storage_class(class)
+        .body(body.into())
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The newest real `backup.info` of the scenario's first server (read-only use).
 pub async fn real_backup_info(sc: &Scenario, client: &Client) -> String {
     let base = format!("{}base/", sc.server_prefix(&sc.servers[0]));
