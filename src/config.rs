@@ -15,6 +15,10 @@ use figment::providers::{Env, Format, Yaml};
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
+mod destination;
+
+pub use destination::{Destination, Provider};
+
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "BARMAN_CLOUD_EXPORTER_";
 
@@ -84,9 +88,16 @@ pub struct Target {
     /// Static labels added to every series of this target (e.g. namespace, cluster).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// `s3://bucket[/path]`, exactly as in the ObjectStore's `destinationPath`.
+    /// Exactly as in the ObjectStore's `destinationPath`: `s3://bucket[/path]`,
+    /// `gs://bucket[/path]`, or
+    /// `https://<account>.blob.core.windows.net/<container>[/path]` (an Azure
+    /// emulator or private endpoint: `http(s)://<host>:<port>/<account>/<container>[/path]`);
+    /// see [`Destination::parse`].
     pub destination_path: String,
-    /// S3 endpoint for non-AWS stores (MinIO, B2, Hetzner, SeaweedFS); AWS when absent.
+    /// S3 endpoint for non-AWS stores (MinIO, B2, Hetzner, SeaweedFS), AWS
+    /// when absent; for GCS a private endpoint replacing
+    /// `https://storage.googleapis.com`. Not for Azure (its endpoint is the
+    /// `destination_path` host).
     #[serde(default)]
     pub endpoint_url: Option<String>,
     /// Region; the AWS default chain (`AWS_REGION`, profile) when absent, else `us-east-1`.
@@ -108,6 +119,30 @@ pub struct Target {
     /// Optional file holding a session token.
     #[serde(default)]
     pub session_token_file: Option<PathBuf>,
+    /// Azure: a file holding a connection string (the ObjectStore's
+    /// `azureCredentials.connectionString`), re-read every 5 minutes. Its
+    /// `BlobEndpoint` (else `AccountName` + `EndpointSuffix`) is the endpoint,
+    /// as barman uses it; `AccountKey` or `SharedAccessSignature` the secret.
+    #[serde(default)]
+    pub azure_connection_string_file: Option<PathBuf>,
+    /// Azure: the storage account (`azureCredentials.storageAccount`); must
+    /// match the account of `destination_path` when given.
+    #[serde(default)]
+    pub azure_storage_account: Option<String>,
+    /// Azure: a file holding the account's shared key
+    /// (`azureCredentials.storageKey`), re-read every 5 minutes.
+    #[serde(default)]
+    pub azure_storage_key_file: Option<PathBuf>,
+    /// Azure: a file holding a SAS token (`azureCredentials.storageSasToken`;
+    /// read and list permissions suffice), re-read every 5 minutes.
+    #[serde(default)]
+    pub azure_sas_token_file: Option<PathBuf>,
+    /// GCS: a service-account JSON key file (`googleCredentials.applicationCredentials`).
+    /// Without it: `GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server
+    /// (GKE workload identity); `STORAGE_EMULATOR_HOST` selects an emulator,
+    /// anonymously, as Google's client libraries do.
+    #[serde(default)]
+    pub google_application_credentials_file: Option<PathBuf>,
     /// PEM bundle of the CA(s) that signed the endpoint's certificate, like the
     /// ObjectStore's `endpointCA`. It replaces the system roots for this target
     /// (append a public CA to the bundle to trust that too); the host name is
@@ -140,11 +175,24 @@ fn default_stuck_after() -> Duration {
 }
 
 impl Target {
-    /// The bucket and the key prefix (no leading `/`, with a trailing `/`
-    /// unless empty) parsed from `destination_path`, as barman does
-    /// (`urlparse(url).path.lstrip("/")`).
+    /// The bucket (container) and the key prefix (with a trailing `/` unless
+    /// empty) parsed from `destination_path`, as barman does for its provider.
     pub fn bucket_and_prefix(&self) -> Option<(String, String)> {
         parse_destination(&self.destination_path)
+    }
+
+    /// The parsed `destination_path` (validated at load).
+    ///
+    /// # Errors
+    /// What is wrong with it (see [`Destination::parse`]).
+    pub fn destination(&self) -> Result<Destination, String> {
+        Destination::parse(&self.destination_path)
+    }
+
+    /// The provider of `destination_path`; S3 when it does not parse
+    /// (rejected by validation first).
+    pub fn provider(&self) -> Provider {
+        self.destination().map_or(Provider::S3, |d| d.provider)
     }
 
     /// The parsed `retention_policy` (validated at load).
@@ -155,36 +203,19 @@ impl Target {
     }
 }
 
-/// Parses `s3://bucket[/path]` into `(bucket, prefix)` the way barman does
-/// (`cloud_providers/aws_s3.py::S3CloudInterface.__init__`: the bucket is
-/// `urlparse(url).netloc`, the path `urlparse(url).path.lstrip("/")`, and the
-/// server root `os.path.join(path, serverName)` in `cloud.py`):
+/// Parses a `destination_path` into `(bucket, prefix)` the way barman does
+/// for its provider ([`Destination::parse`]): for `s3://` the bucket is
+/// `urlparse(url).netloc` and the path `urlparse(url).path.lstrip("/")`
+/// (`cloud_providers/aws_s3.py`), the server root `os.path.join(path,
+/// serverName)` (`cloud.py`); no percent-decoding or -encoding (urlparse does
+/// neither; the `url` crate's WHATWG parsing would percent-encode spaces and
+/// non-ASCII in the path, where barman's keys keep them raw); a query or
+/// fragment is dropped.
 ///
-/// * the bucket ends at the first `/`, `?` or `#`; the path at the first `?`
-///   or `#` (a query or fragment, which barman ignores);
-/// * no percent-decoding and no percent-encoding (urlparse does neither; the
-///   `url` crate's WHATWG parsing would percent-encode spaces and non-ASCII
-///   in the path, where barman's keys keep them raw);
-/// * the prefix is the path without leading `/`, with one `/` appended
-///   unless it is empty or already ends in `/` (`os.path.join`).
-///
-/// `None` without the `s3://` scheme, or with an empty bucket or one holding
-/// a space.
+/// `None` when it does not parse (no known scheme, an empty bucket or one
+/// holding a space, an Azure URL without container).
 pub fn parse_destination(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("s3://")?;
-    let netloc_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (bucket, after) = rest.split_at(netloc_end);
-    if bucket.is_empty() || bucket.contains(' ') {
-        return None;
-    }
-    let path = &after[..after.find(['?', '#']).unwrap_or(after.len())];
-    let path = path.trim_start_matches('/');
-    let prefix = if path.is_empty() || path.ends_with('/') {
-        path.to_string()
-    } else {
-        format!("{path}/")
-    };
-    Some((bucket.to_string(), prefix))
+    Destination::parse(url).ok().map(|d| (d.bucket, d.prefix))
 }
 
 /// Where to read `pg_stat_archiver`.
@@ -329,11 +360,12 @@ impl Config {
                     ));
                 }
             }
-            if t.bucket_and_prefix().is_none() {
-                errs.push(format!(
-                    "{k}.destination_path: {:?} is not of the form s3://bucket[/path]",
-                    t.destination_path
-                ));
+            match t.destination() {
+                Err(e) => errs.push(format!(
+                    "{k}.destination_path: {:?}: {e}",
+                    redact_url(&t.destination_path)
+                )),
+                Ok(d) => provider_keys(&k, t, &d, &mut errs),
             }
             if let Some(raw) = &t.endpoint_url {
                 match url::Url::parse(raw) {
@@ -396,6 +428,66 @@ impl Config {
             Ok(())
         } else {
             Err(ConfigError::Invalid(errs))
+        }
+    }
+}
+
+/// The credential keys of `t` that do not belong to its provider, and the
+/// combinations that cannot work, as `key: problem` messages.
+fn provider_keys(k: &str, t: &Target, d: &Destination, errs: &mut Vec<String>) {
+    let given = |set: bool, key: &str| set.then(|| key.to_string());
+    let s3_keys = [
+        given(t.access_key_id_file.is_some(), "access_key_id_file"),
+        given(t.secret_access_key_file.is_some(), "secret_access_key_file"),
+        given(t.session_token_file.is_some(), "session_token_file"),
+        given(t.region.is_some(), "region"),
+        given(t.force_path_style, "force_path_style"),
+    ];
+    let azure_keys = [
+        given(t.azure_connection_string_file.is_some(), "azure_connection_string_file"),
+        given(t.azure_storage_account.is_some(), "azure_storage_account"),
+        given(t.azure_storage_key_file.is_some(), "azure_storage_key_file"),
+        given(t.azure_sas_token_file.is_some(), "azure_sas_token_file"),
+    ];
+    let gcs_keys = [given(
+        t.google_application_credentials_file.is_some(),
+        "google_application_credentials_file",
+    )];
+    let foreign: Vec<String> = match d.provider {
+        Provider::S3 => azure_keys.into_iter().chain(gcs_keys).flatten().collect(),
+        Provider::Azure => s3_keys
+            .into_iter()
+            .chain(gcs_keys)
+            .chain([given(t.endpoint_url.is_some(), "endpoint_url")])
+            .flatten()
+            .collect(),
+        Provider::Gcs => s3_keys.into_iter().chain(azure_keys).flatten().collect(),
+    };
+    for key in foreign {
+        let kind = match d.provider {
+            Provider::S3 => "S3 (s3://)",
+            Provider::Azure => "Azure Blob Storage",
+            Provider::Gcs => "GCS (gs://)",
+        };
+        errs.push(format!("{k}.{key}: not a key of {kind} targets"));
+    }
+    if d.provider == Provider::Azure {
+        let secrets = [
+            t.azure_connection_string_file.is_some(),
+            t.azure_storage_key_file.is_some(),
+            t.azure_sas_token_file.is_some(),
+        ];
+        if secrets.iter().filter(|s| **s).count() > 1 {
+            errs.push(format!(
+                "{k}: azure_connection_string_file, azure_storage_key_file and azure_sas_token_file are mutually exclusive"
+            ));
+        }
+        if let (Some(a), Some(url_account)) = (&t.azure_storage_account, &d.account)
+            && a != url_account
+        {
+            errs.push(format!(
+                "{k}.azure_storage_account: {a:?} is not the account of destination_path ({url_account:?})"
+            ));
         }
     }
 }

@@ -108,6 +108,8 @@ pub struct TargetSlot {
     pub destination_path: String,
     /// `endpoint_url` or `AWS`.
     pub endpoint: String,
+    /// The object store kind of `destination_path`.
+    pub provider: crate::config::Provider,
     /// serverName the PostgreSQL cluster archives to, when configured.
     pub postgres_server: Option<String>,
     /// S3 requests sent for this target.
@@ -202,7 +204,16 @@ fn slot(t: &Target, published: &Arc<Publications>) -> TargetSlot {
         name: t.name.clone(),
         labels: t.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         destination_path: t.destination_path.clone(),
-        endpoint: t.endpoint_url.clone().unwrap_or_else(|| "AWS".into()),
+        endpoint: t.endpoint_url.clone().unwrap_or_else(|| match t.provider() {
+            crate::config::Provider::S3 => "AWS".into(),
+            crate::config::Provider::Azure => t
+                .destination()
+                .ok()
+                .and_then(|d| d.service_url)
+                .unwrap_or_else(|| "Azure".into()),
+            crate::config::Provider::Gcs => "https://storage.googleapis.com".into(),
+        }),
+        provider: t.provider(),
         postgres_server: t.postgres.as_ref().and_then(|p| p.server_name(t)).map(str::to_string),
         requests: Arc::new(RequestCounter::default()),
         current: RwLock::new(Arc::new(TargetSnapshot {

@@ -140,14 +140,49 @@ fn invalid_config_fails_check_config_and_daemon_start_naming_the_key() {
             r#"missing field `destination_path` for key "default.targets.0""#,
         ),
         (
-            "destination not s3",
-            "targets: [{name: a, destination_path: 'http://b/p'}]".into(),
-            r#"targets[0].destination_path: "http://b/p" is not of the form s3://bucket[/path]"#,
+            "destination of no provider",
+            "targets: [{name: a, destination_path: 'ftp://b/p'}]".into(),
+            r#"targets[0].destination_path: "ftp://b/p": must start with s3://, gs://, or http(s):// (Azure Blob Storage)"#,
         ),
         (
             "destination without bucket",
             "targets: [{name: a, destination_path: 's3://'}]".into(),
-            r#"targets[0].destination_path: "s3://" is not of the form s3://bucket[/path]"#,
+            r#"targets[0].destination_path: "s3://": the bucket name is empty or holds a space"#,
+        ),
+        (
+            "azure destination without container",
+            "targets: [{name: a, destination_path: 'http://b/p'}]".into(),
+            r#"targets[0].destination_path: "http://b/p": an Azure URL needs a container"#,
+        ),
+        (
+            "s3 key on an azure target",
+            "targets: [{name: a, destination_path: 'https://acct.blob.core.windows.net/c/p', access_key_id_file: /k, secret_access_key_file: /s}]".into(),
+            "targets[0].access_key_id_file: not a key of Azure Blob Storage targets",
+        ),
+        (
+            "azure key on a gcs target",
+            "targets: [{name: a, destination_path: 'gs://b/p', azure_sas_token_file: /t}]".into(),
+            "targets[0].azure_sas_token_file: not a key of GCS (gs://) targets",
+        ),
+        (
+            "google key on an s3 target",
+            "targets: [{name: a, destination_path: 's3://b/p', google_application_credentials_file: /t}]".into(),
+            "targets[0].google_application_credentials_file: not a key of S3 (s3://) targets",
+        ),
+        (
+            "two azure secrets",
+            "targets: [{name: a, destination_path: 'https://acct.blob.core.windows.net/c', azure_storage_key_file: /k, azure_sas_token_file: /t}]".into(),
+            "targets[0]: azure_connection_string_file, azure_storage_key_file and azure_sas_token_file are mutually exclusive",
+        ),
+        (
+            "azure account not the URL's",
+            "targets: [{name: a, destination_path: 'https://acct.blob.core.windows.net/c', azure_storage_account: other, azure_storage_key_file: /k}]".into(),
+            r#"targets[0].azure_storage_account: "other" is not the account of destination_path ("acct")"#,
+        ),
+        (
+            "endpoint_url on an azure target",
+            "targets: [{name: a, destination_path: 'https://acct.blob.core.windows.net/c', endpoint_url: 'https://h'}]".into(),
+            "targets[0].endpoint_url: not a key of Azure Blob Storage targets",
         ),
         (
             "bad label name",

@@ -105,7 +105,7 @@ pub struct BackupDetail {
 }
 
 /// Objects in a storage class that must be restored before they can be read
-/// ([`super::needs_restore`]: S3 `GLACIER`, `DEEP_ARCHIVE`), by area: the
+/// ([`super::needs_restore`]: S3 `GLACIER`, `DEEP_ARCHIVE`; Azure `Archive`), by area: the
 /// `area` label of `barman_cloud_archive_tier_objects` / `_bytes`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ArchiveTier {

@@ -176,7 +176,8 @@ fn destinations_split_as_barman_urlparse_does() {
     );
     assert_eq!(p("s3:///x"), None);
     assert_eq!(p("s3://my bucket/x"), None);
-    assert_eq!(p("gs://b/x"), None);
+    assert_eq!(p("gs://b/x").as_deref(), Some("b|x/"), "GCS: strip(\"/\")");
+    assert_eq!(p("ftp://b/x"), None);
 }
 
 #[test]

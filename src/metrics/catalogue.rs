@@ -50,20 +50,50 @@ pub mod label {
     pub const VERSION: &str = "version";
     /// The exporter's git revision (build info).
     pub const REVISION: &str = "revision";
+    /// A target's object store kind: `s3`, `azure`, `gcs`.
+    pub const PROVIDER: &str = "provider";
+    /// A target's `destination_path` (without query or fragment).
+    pub const DESTINATION: &str = "destination";
 }
 
-use label::{AREA, COLLECTOR, KIND, OPERATION, REASON, REVISION, SERVER, STATUS, TARGET, VERSION};
+use label::{
+    AREA, COLLECTOR, DESTINATION, KIND, OPERATION, PROVIDER, REASON, REVISION, SERVER, STATUS, TARGET, VERSION,
+};
 
 /// Every label name the exporter sets itself, [`label::TARGET`] included.
 pub const LABELS: &[&str] = &[
-    TARGET, SERVER, STATUS, KIND, COLLECTOR, REASON, OPERATION, AREA, VERSION, REVISION,
+    TARGET,
+    SERVER,
+    STATUS,
+    KIND,
+    COLLECTOR,
+    REASON,
+    OPERATION,
+    AREA,
+    VERSION,
+    REVISION,
+    PROVIDER,
+    DESTINATION,
 ];
 
 /// Label names a target's static `labels` may not use: the exporter's own
 /// ([`LABELS`]) plus `job` and `instance`, which Prometheus sets on every
 /// scraped series.
 pub const RESERVED_LABELS: &[&str] = &[
-    TARGET, SERVER, STATUS, KIND, COLLECTOR, REASON, OPERATION, AREA, VERSION, REVISION, "job", "instance",
+    TARGET,
+    SERVER,
+    STATUS,
+    KIND,
+    COLLECTOR,
+    REASON,
+    OPERATION,
+    AREA,
+    VERSION,
+    REVISION,
+    PROVIDER,
+    DESTINATION,
+    "job",
+    "instance",
 ];
 
 /// One metric family.
@@ -282,7 +312,7 @@ pub const LEFTOVER_BYTES: Family = bytes(gauge(
 pub const ARCHIVE_TIER_OBJECTS: Family = gauge(
     "barman_cloud_archive_tier_objects",
     &[SERVER, AREA],
-    "Objects under base/ or wals/ in a storage class that must be restored before a GET can read them (S3 GLACIER, DEEP_ARCHIVE; not GLACIER_IR); barman-cloud-restore and barman-cloud-wal-restore cannot read them until then.",
+    "Objects under base/ or wals/ in a storage class that must be restored before a GET can read them (S3 GLACIER, DEEP_ARCHIVE, not GLACIER_IR; Azure Archive); barman-cloud-restore and barman-cloud-wal-restore cannot read them until then.",
 );
 /// `barman_cloud_archive_tier_bytes{server,area}`.
 pub const ARCHIVE_TIER_BYTES: Family = bytes(gauge(
@@ -402,11 +432,18 @@ pub const S3_WALKS: Family = counter(
     &[KIND],
     "Successful S3 walks by kind: full (every WAL directory listed) or incremental.",
 );
-/// `barman_cloud_s3_requests_total{operation}`: every operation at 0 from the first scrape.
+/// `barman_cloud_s3_requests_total{operation}`: every operation of the
+/// target's provider at 0 from the first scrape.
 pub const S3_REQUESTS: Family = counter(
     "barman_cloud_s3_requests",
     &[OPERATION],
-    "HTTP requests sent to S3 by operation, retries included.",
+    "HTTP requests sent to the target's object store by operation, retries included (S3: ListObjectsV2, GetObject; Azure: ListBlobs, GetBlob; GCS: ListObjects, GetObject).",
+);
+/// `barman_cloud_target_info{provider,destination}`: 1 per target.
+pub const TARGET_INFO: Family = gauge(
+    "barman_cloud_target_info",
+    &[PROVIDER, DESTINATION],
+    "Always 1: the target's object store provider (s3, azure, gcs) and destination_path (without query or fragment).",
 );
 /// `barman_cloud_exporter_tasks`.
 pub const EXPORTER_TASKS: Family = live(gauge(
@@ -505,6 +542,7 @@ pub const FAMILIES: &[&Family] = &[
     &PG_IN_RECOVERY,
     &PG_CURRENT_WAL_LSN,
     &PG_LAST_ARCHIVED_IN_STORAGE,
+    &TARGET_INFO,
     &COLLECTOR_UP,
     &COLLECTOR_DURATION,
     &COLLECTOR_LAST_SUCCESS,

@@ -19,9 +19,10 @@ use crate::catalog::analysis::{ServerSummary, TargetSummary};
 use crate::catalog::archiver;
 use crate::catalog::key::WalKind;
 use crate::catalog::retention::LeftoverReason;
+use crate::config::Provider;
 use crate::snapshot::{Store, TargetSlot, TargetSnapshot};
 use crate::source::postgres::{ArchiverStatus, PgErrorReason};
-use crate::source::s3::{OPERATIONS, RequestCounts, S3ErrorReason};
+use crate::source::s3::{RequestCounts, S3ErrorReason};
 
 /// The figures read at each scrape rather than from the snapshots.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,11 +229,12 @@ pub(super) fn collector_errors(snap: &TargetSnapshot) -> Vec<(&'static str, &'st
     out
 }
 
-/// `barman_cloud_s3_requests_total` of one target: every operation of
-/// [`OPERATIONS`] (at 0 until sent) plus any other the SDK reported.
-pub(super) fn s3_requests(requests: &RequestCounts) -> BTreeMap<&str, u64> {
+/// `barman_cloud_s3_requests_total` of one target of `provider`: every
+/// operation of [`Provider::operations`] (at 0 until sent) plus any other
+/// that was counted.
+pub(super) fn s3_requests(provider: Provider, requests: &RequestCounts) -> BTreeMap<&str, u64> {
     with_zeros(
-        OPERATIONS,
+        provider.operations().iter().copied(),
         requests.by_operation.iter().map(|(op, n)| (op.as_str(), *n)),
     )
 }
@@ -397,6 +399,13 @@ impl View {
     }
 
     fn encode_self(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.family(enc, &c::TARGET_INFO, |emit| {
+            for (slot, _, _) in &self.targets {
+                let destination = slot.destination_path.split(['?', '#']).next().unwrap_or_default();
+                emit(slot, &[slot.provider.as_str(), destination], 1.0)?;
+            }
+            Ok(())
+        })?;
         for (f, value) in COLLECTOR_FAMILIES {
             self.family(enc, f, |emit| {
                 for (slot, snap, _) in &self.targets {
@@ -439,7 +448,7 @@ impl View {
     fn encode_live(&self, enc: &mut DescriptorEncoder, live: &Live) -> Result<(), std::fmt::Error> {
         self.family(enc, &c::S3_REQUESTS, |emit| {
             for (slot, _, requests) in &self.targets {
-                for (op, n) in s3_requests(requests) {
+                for (op, n) in s3_requests(slot.provider, requests) {
                     emit(slot, &[op], n as f64)?;
                 }
             }

@@ -203,7 +203,9 @@ fn a_reason_outside_the_bounded_set_is_kept() {
     assert_eq!(errors.len(), S3ErrorReason::ALL.len() + 1);
     assert!(errors.contains(&("s3", "something_new", 1)));
     let counts = store.targets[1].requests.snapshot();
-    let requests = encoder::s3_requests(&counts).into_iter().collect::<Vec<_>>();
+    let requests = encoder::s3_requests(crate::config::Provider::S3, &counts)
+        .into_iter()
+        .collect::<Vec<_>>();
     assert_eq!(requests, [("GetObject", 0), ("HeadObject", 1), ("ListObjectsV2", 0)]);
 }
 
