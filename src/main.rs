@@ -77,6 +77,15 @@ async fn main() -> anyhow::Result<()> {
             cli.config_file.display(),
             config.targets.len()
         );
+        for t in &config.targets {
+            let d = t.destination_path.split(['?', '#']).next().unwrap_or_default();
+            println!(
+                "  target {:?}: {} {}",
+                t.name,
+                t.provider(),
+                barman_cloud_exporter::config::redact_url(d)
+            );
+        }
         if let Some(path) = &cli.web_config_file {
             println!("{}: valid, {web:?}", path.display());
         }

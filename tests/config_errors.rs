@@ -310,9 +310,30 @@ fn invalid_config_fails_check_config_and_daemon_start_naming_the_key() {
     let g = good.to_str().unwrap();
     let (code, out, err) = run_bin(&["--config.file", g, "check-config"], &[]);
     assert_eq!(
-        (code, out.trim()),
+        (code, out.lines().next().unwrap_or_default()),
         (0, format!("{g}: valid, 1 target(s)").as_str()),
         "{err}"
+    );
+    assert_eq!(out.lines().nth(1), Some("  target \"a\": s3 s3://b/p"), "{out}");
+
+    // check-config names each target's provider.
+    let three = dir.path().join("three.yaml");
+    std::fs::write(
+        &three,
+        "targets:\n  - {name: s, destination_path: 's3://b/p'}\n  - {name: az, destination_path: 'https://acct.blob.core.windows.net/c/p?sig=SECRET'}\n  - {name: g, destination_path: 'gs://b/p'}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_bin(&["--config.file", three.to_str().unwrap(), "check-config"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(
+        lines,
+        [
+            "  target \"s\": s3 s3://b/p",
+            "  target \"az\": azure https://acct.blob.core.windows.net/c/p",
+            "  target \"g\": gcs gs://b/p",
+        ],
+        "no query (a SAS) is echoed"
     );
     let (code, _, err) = run_bin(
         &["--config.file", g, "check-config"],

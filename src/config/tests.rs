@@ -113,6 +113,15 @@ fn the_example_config_is_valid_and_sets_every_key() {
         (default_orphan_after(), default_stuck_after())
     );
     assert!(t.access_key_id_file.is_some() && t.postgres.as_ref().unwrap().url_file.is_some());
+    let providers: Vec<_> = c.targets.iter().map(|t| t.provider()).collect();
+    assert_eq!(
+        providers,
+        [Provider::S3, Provider::Azure, Provider::Gcs],
+        "one target of each kind"
+    );
+    assert!(
+        c.targets[1].azure_storage_key_file.is_some() && c.targets[2].google_application_credentials_file.is_some()
+    );
 }
 
 #[test]
