@@ -73,6 +73,7 @@ pub struct Recorded {
 struct State {
     mode: Mutex<Mode>,
     upstream: String,
+    rewrite_host: bool,
     client: Client<HttpConnector, Full<Bytes>>,
     requests: Mutex<Vec<Recorded>>,
     connections_open: AtomicUsize,
@@ -118,6 +119,13 @@ impl Drop for FaultProxy {
 impl FaultProxy {
     /// Starts a proxy on 127.0.0.1:0 forwarding to `upstream` (`http://host:port`).
     pub async fn start(upstream: &str) -> Self {
+        Self::start_with(upstream, false).await
+    }
+
+    /// As [`FaultProxy::start`]; with `rewrite_host` the Host header becomes
+    /// the upstream's (fake-gcs-server routes its XML API by Host; only for
+    /// stores whose requests do not sign the Host).
+    pub async fn start_with(upstream: &str, rewrite_host: bool) -> Self {
         let upstream = upstream.trim_end_matches('/').to_string();
         assert!(
             upstream.starts_with("http://127.0.0.1:") || upstream.starts_with("http://localhost:"),
@@ -128,6 +136,7 @@ impl FaultProxy {
         let state = Arc::new(State {
             mode: Mutex::new(Mode::Pass),
             upstream,
+            rewrite_host,
             client: Client::builder(TokioExecutor::new()).build_http(),
             requests: Mutex::new(Vec::new()),
             connections_open: AtomicUsize::new(0),
@@ -201,7 +210,12 @@ async fn forward(state: &State, req: Request<Incoming>) -> Result<(hyper::http::
     let body = body.collect().await?.to_bytes();
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = format!("{}{pq}", state.upstream).parse()?;
-    // The Host header stays as the client sent it: the signature covers it.
+    // The Host header stays as the client sent it (SigV4 signs it), unless asked.
+    if state.rewrite_host
+        && let Some(authority) = parts.uri.authority()
+    {
+        parts.headers.insert(hyper::header::HOST, authority.as_str().parse()?);
+    }
     let resp = state
         .client
         .request(Request::from_parts(parts, Full::new(body)))

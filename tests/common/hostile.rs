@@ -180,6 +180,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// As [`Daemon::start`], with `env` set (and nothing else of the
+    /// caller's `AZURE_*`, `GOOGLE_*` or `STORAGE_EMULATOR_HOST`).
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -191,9 +197,14 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARMAN_CLOUD_EXPORTER_")) {
+        for (k, _) in std::env::vars().filter(|(k, _)| {
+            ["BARMAN_CLOUD_EXPORTER_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR_HOST"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        }) {
             cmd.env_remove(k);
         }
+        cmd.envs(env.iter().copied());
         let child = cmd.spawn().unwrap();
         Self {
             child,

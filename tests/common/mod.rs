@@ -3,6 +3,7 @@
 //! tools as the reference.
 #![allow(dead_code, missing_docs)]
 
+pub mod cloud;
 pub mod fault_proxy;
 pub mod faults;
 pub mod hostile;
