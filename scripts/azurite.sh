@@ -110,7 +110,8 @@ wait_ready() {
   port="$(sed -n 's/^AZURITE_PORT=//p' "$dir/azure.env")"
   local deadline=$((SECONDS + timeout))
   while :; do
-    if ! pidfile_alive "$dir/azurite.pid" "$mk"; then
+    # (Checked twice: while the process execs, its cmdline can read empty.)
+    if ! pidfile_alive "$dir/azurite.pid" "$mk" && ! { sleep 0.5 && pidfile_alive "$dir/azurite.pid" "$mk"; }; then
       tail_log "$dir/azurite.log" 40
       die "Azurite exited during start-up (see $dir/azurite.log)"
     fi

@@ -95,7 +95,8 @@ wait_ready() {
   port="$(sed -n 's/^GCS_PORT=//p' "$dir/gcs.env")"
   local deadline=$((SECONDS + timeout))
   while :; do
-    if ! pidfile_alive "$dir/fakegcs.pid" "$mk"; then
+    # (Checked twice: while the process execs, its cmdline can read empty.)
+    if ! pidfile_alive "$dir/fakegcs.pid" "$mk" && ! { sleep 0.5 && pidfile_alive "$dir/fakegcs.pid" "$mk"; }; then
       tail_log "$dir/fakegcs.log" 40
       die "fake-gcs-server exited during start-up (see $dir/fakegcs.log)"
     fi

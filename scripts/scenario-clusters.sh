@@ -30,7 +30,8 @@ wal_compression_flag() {
 }
 
 # make_cluster NAME SERVER [INITDB_ARGS...]: initdb a PostgreSQL 15 cluster
-# in pg/NAME as the postgres OS user, archiving to $SCN_DEST as SERVER, start
+# in pg/NAME as the postgres OS user, archiving to $SCN_DEST as SERVER (on
+# SCN_PROVIDER's storage, with cloud_env/cloud_args), start
 # it and create the `exporter` role. Knobs (environment, per call):
 #   WAL_COMPRESSION  gzip (default)|bzip2|xz|snappy|zstd|lz4|none
 #   ARCHIVE_EXTRA_ARGS  extra words for barman-cloud-wal-archive
@@ -70,19 +71,23 @@ make_cluster() {
     }
   fi
 
+  local exports="" cargs="" line
+  while IFS= read -r line; do
+    exports+="export ${line%%=*}='${line#*=}'"$'\n'
+  done < <(cloud_env)
+  while IFS= read -r line; do
+    cargs+="'$line' "
+  done < <(cloud_args)
   cat >"$wrapper" <<EOF
 #!/bin/sh
 # archive_command of cluster $name (server $server); written by scenario.sh.
-# Throwaway credentials for the loopback SeaweedFS of this scenario.
+# Throwaway credentials for the loopback $SCN_PROVIDER storage of this scenario.
 if [ -e '$cdir/archive.fail' ]; then
   echo "archive-wal.sh: failing on purpose ($cdir/archive.fail exists)" >&2
   exit 1
 fi
-export AWS_ACCESS_KEY_ID='$S3_ACCESS_KEY'
-export AWS_SECRET_ACCESS_KEY='$S3_SECRET_KEY'
-export AWS_DEFAULT_REGION='$S3_REGION'
-export PYTHONDONTWRITEBYTECODE=1
-exec '$BCE_VENV_BIN/barman-cloud-wal-archive' --endpoint-url '$S3_ENDPOINT' --cloud-provider aws-s3 $compflag ${ARCHIVE_EXTRA_ARGS:-} '$SCN_DEST' '$server' "\$1"
+${exports}export PYTHONDONTWRITEBYTECODE=1
+exec '$BCE_VENV_BIN/barman-cloud-wal-archive' $cargs$compflag ${ARCHIVE_EXTRA_ARGS:-} '$SCN_DEST' '$server' "\$1"
 EOF
   chmod 700 "$wrapper"
   pg_owned "$wrapper"
@@ -136,6 +141,7 @@ CL_DIR=$cdir
 CL_EXPORTER_PASSWORD=$password
 CL_WAL_COMPRESSION=${WAL_COMPRESSION:-gzip}
 CL_DEST=$SCN_DEST
+CL_PROVIDER=$SCN_PROVIDER
 EOF
   start_cluster "$name"
   psql_c "$name" "CREATE ROLE exporter LOGIN NOSUPERUSER PASSWORD '$password' IN ROLE pg_monitor" >/dev/null
@@ -277,7 +283,7 @@ new_backup_id() {
 # backup_info_field SERVER ID FIELD: one field of a backup.info in the bucket
 # (empty when the field or the object is missing).
 backup_info_field() {
-  s3tool cat "$SCN_BUCKET" "$(server_prefix "$1")base/$2/backup.info" 2>/dev/null |
+  store_cat "$(server_prefix "$1")base/$2/backup.info" 2>/dev/null |
     sed -n "s/^$3=//p" | head -n1
 }
 
@@ -305,9 +311,11 @@ base_backup() {
   local logf="$CL_DIR/barman-backup.log"
   echo "==== $(date -Is) barman-cloud-backup $comp $* $SCN_DEST $CL_SERVER" >>"$logf"
   pg_owned "$logf"
+  local cargs
+  mapfile -t cargs < <(cloud_args)
   # shellcheck disable=SC2046
-  as_pg $(aws_env) timeout "$BCE_TIMEOUT_BACKUP" "$BCE_VENV_BIN/barman-cloud-backup" \
-    --endpoint-url "$S3_ENDPOINT" --cloud-provider aws-s3 $comp --immediate-checkpoint \
+  as_pg $(cloud_env) timeout "$BCE_TIMEOUT_BACKUP" "$BCE_VENV_BIN/barman-cloud-backup" \
+    "${cargs[@]}" $comp --immediate-checkpoint \
     -h "$CL_SOCK" -p "$CL_PORT" -U postgres "$@" "$SCN_DEST" "$CL_SERVER" >>"$logf" 2>&1 || rc=$?
   backup_stamp_set "$CL_SERVER"
   after="$(backup_info_keys "$prefix")"
@@ -351,9 +359,11 @@ _bg_backup_start() {
   pg_owned "$BG_LOG"
   # `timeout` puts itself and barman (with its upload workers) in a process
   # group of their own; the inner sh records barman's PID, then execs it.
+  local cargs
+  mapfile -t cargs < <(cloud_args)
   # shellcheck disable=SC2046,SC2016
-  as_pg $(aws_env) timeout "$BCE_TIMEOUT_BACKUP" sh -c 'echo $$ >"$0" && exec "$@"' "$BG_PIDFILE" \
-    "$BCE_VENV_BIN/barman-cloud-backup" --endpoint-url "$S3_ENDPOINT" --cloud-provider aws-s3 --immediate-checkpoint \
+  as_pg $(cloud_env) timeout "$BCE_TIMEOUT_BACKUP" sh -c 'echo $$ >"$0" && exec "$@"' "$BG_PIDFILE" \
+    "$BCE_VENV_BIN/barman-cloud-backup" "${cargs[@]}" --immediate-checkpoint \
     -h "$CL_SOCK" -p "$CL_PORT" -U postgres "$@" "$SCN_DEST" "$CL_SERVER" >>"$BG_LOG" 2>&1 &
   BG_JOB=$!
   wait_for 30 "barman-cloud-backup to record its PID in $BG_PIDFILE" test -s "$BG_PIDFILE" ||
@@ -544,7 +554,7 @@ promote() {
   local p hist
   p="$(server_prefix "$CL_SERVER")"
   hist="$(printf '%08X' "$new_tli").history"
-  s3tool wait-keys "$SCN_BUCKET" "$BCE_TIMEOUT_ARCHIVE" \
+  store_wait_keys "$BCE_TIMEOUT_ARCHIVE" \
     "^${p}wals/${hist}(\\.[a-z0-9]+)?\$" \
     "^${p}wals/$(printf '%08X' "$old_tli")[0-9A-F]{8}/$(printf '%08X' "$old_tli")[0-9A-F]{16}\\.partial(\\.[a-z0-9]+)?\$" ||
     die "cluster $name: $hist or the timeline $old_tli .partial did not reach the bucket"

@@ -13,9 +13,14 @@
 #                                 bzip2/zstd/snappy WAL, 64 MiB segments)
 #                                 under s3://backups/extra/..., write
 #                                 DIR/extra.json (see scenario-extra.sh)
-#        scenario.sh down DIR     stop the clusters and SeaweedFS started in
-#                                 DIR by up and extra (idempotent; keeps
-#                                 the files)
+#        scenario.sh cloud DIR    after `up DIR`: the same kind of layout on
+#                                 Azure Blob Storage (Azurite) and Google
+#                                 Cloud Storage (fake-gcs-server), servers
+#                                 az-main/az-old and gcs-main/gcs-old, write
+#                                 DIR/cloud.json (see scenario-cloud.sh)
+#        scenario.sh down DIR     stop the clusters, SeaweedFS and the
+#                                 emulators started in DIR by up, extra and
+#                                 cloud (idempotent; keeps the files)
 #        scenario.sh purge DIR    down, then delete DIR
 #
 # The default scenario (scenario_default):
@@ -28,6 +33,11 @@
 #     idle, fully archived WAL stream. Role `exporter` (pg_monitor, password
 #     over TCP) for the exporter; `postgres` is trusted on the socket and on
 #     127.0.0.1.
+#
+# Cluster helpers work on any of barman-cloud's providers: SCN_PROVIDER
+# (aws-s3, azure-blob-storage, google-cloud-storage) selects the environment
+# and options (cloud_env, cloud_args) and the listing tool (s3tool.py or
+# cloudtool.py) they use; scenario-cloud.sh sets it per provider.
 #
 # Output in DIR: scenario.json (see write_scenario_json), barman.env (AWS_*
 # variables + S3_ENDPOINT for running barman-cloud-* by hand), s3/s3.env,
@@ -126,15 +136,47 @@ aws_env() {
   printf '%s\n' "AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY" "AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY" "AWS_DEFAULT_REGION=$S3_REGION"
 }
 
+# The storage the cluster helpers talk to. SCN_PROVIDER is barman's
+# --cloud-provider: aws-s3 (SeaweedFS, S3_* from s3/s3.env; the default),
+# azure-blob-storage (Azurite: AZURE_STORAGE_CONNECTION_STRING) or
+# google-cloud-storage (fake-gcs-server: STORAGE_EMULATOR_HOST,
+# GOOGLE_CLOUD_PROJECT); for the last two SCN_CLOUD_ENV names the env file
+# of the emulator (azure.env / gcs.env) that cloudtool.py reads.
+SCN_PROVIDER="${SCN_PROVIDER:-aws-s3}"
+
+# cloud_env: the environment barman-cloud-* needs for SCN_PROVIDER, as
+# VAR=value lines (no value holds whitespace).
+cloud_env() {
+  case "$SCN_PROVIDER" in
+    aws-s3) aws_env ;;
+    azure-blob-storage) printf '%s\n' "AZURE_STORAGE_CONNECTION_STRING=$AZURE_STORAGE_CONNECTION_STRING" ;;
+    google-cloud-storage) printf '%s\n' "STORAGE_EMULATOR_HOST=$STORAGE_EMULATOR_HOST" "GOOGLE_CLOUD_PROJECT=$GOOGLE_CLOUD_PROJECT" ;;
+    *) die "unknown SCN_PROVIDER '$SCN_PROVIDER'" ;;
+  esac
+}
+
+# cloud_args: barman-cloud-* options for SCN_PROVIDER, one a line.
+cloud_args() {
+  case "$SCN_PROVIDER" in
+    aws-s3) printf '%s\n' --endpoint-url "$S3_ENDPOINT" --cloud-provider aws-s3 ;;
+    azure-blob-storage | google-cloud-storage) printf '%s\n' --cloud-provider "$SCN_PROVIDER" ;;
+    *) die "unknown SCN_PROVIDER '$SCN_PROVIDER'" ;;
+  esac
+}
+
+# cloud_kind: cloudtool.py's name of SCN_PROVIDER (azure | gcs).
+cloud_kind() { [[ "$SCN_PROVIDER" == azure-blob-storage ]] && echo azure || echo gcs; }
+
 # barman_cloud TOOL ARGS...: run $BCE_VENV_BIN/barman-cloud-TOOL as root with
 # our endpoint and credentials, e.g.
 #   barman_cloud backup-list --format json "$SCN_DEST" pg-main
 barman_cloud() {
   local tool=$1
   shift
-  local envv
-  mapfile -t envv < <(aws_env)
-  env "${envv[@]}" timeout 120 "$BCE_VENV_BIN/barman-cloud-$tool" --endpoint-url "$S3_ENDPOINT" --cloud-provider aws-s3 "$@"
+  local envv cargs
+  mapfile -t envv < <(cloud_env)
+  mapfile -t cargs < <(cloud_args)
+  env "${envv[@]}" timeout 120 "$BCE_VENV_BIN/barman-cloud-$tool" "${cargs[@]}" "$@"
 }
 
 # s3tool ARGS...: scripts/s3tool.py with this scenario's credentials.
@@ -142,13 +184,67 @@ s3tool() {
   timeout 180 "$BCE_VENV_BIN/python" "$BCE_SCRIPTS_DIR/s3tool.py" --env "$SCN_DIR/s3/s3.env" "$@"
 }
 
-# bucket_keys [PREFIX]: "<size>\t<key>" for every object of the bucket.
-bucket_keys() { s3tool ls "$SCN_BUCKET" "${1:-}"; }
+# cloudtool ARGS...: scripts/cloudtool.py on the emulator of SCN_PROVIDER.
+cloudtool() {
+  timeout 180 "$BCE_VENV_BIN/python" "$BCE_SCRIPTS_DIR/cloudtool.py" --env "$SCN_CLOUD_ENV" "$(cloud_kind)" "$@"
+}
+
+# bucket_keys [PREFIX]: "<size>\t<key>" for every object of the bucket
+# (container), sorted by key.
+bucket_keys() {
+  if [[ "$SCN_PROVIDER" == aws-s3 ]]; then
+    s3tool ls "$SCN_BUCKET" "${1:-}"
+  else
+    cloudtool ls "${1:-}"
+  fi
+}
+
+# store_cat KEY: an object's body on stdout.
+store_cat() {
+  if [[ "$SCN_PROVIDER" == aws-s3 ]]; then
+    s3tool cat "$SCN_BUCKET" "$1"
+  else
+    cloudtool cat "$1"
+  fi
+}
+
+# store_wait_keys TIMEOUT REGEX...: wait until every REGEX matches a key.
+store_wait_keys() {
+  if [[ "$SCN_PROVIDER" == aws-s3 ]]; then
+    s3tool wait-keys "$SCN_BUCKET" "$@"
+  else
+    cloudtool wait-keys "$@"
+  fi
+}
+
+# dest_root [DEST]: the key prefix of barman's destination (no trailing
+# slash; empty for the bucket's root): the path of s3://bucket/path and
+# gs://bucket/path, the part after /<account>/<container>/ of an emulated
+# Azure URL http://host:port/<account>/<container>/path, and the part after
+# /<container>/ of https://<account>.blob.core.windows.net/<container>/path.
+dest_root() {
+  local d=${1:-$SCN_DEST} rest account container path
+  rest="${d#*://}"
+  [[ "$rest" == */* ]] || return 0
+  rest="${rest#*/}"
+  case "$d" in
+    http://* | https://*)
+      if [[ "$d" == *.blob.core.windows.net/* ]]; then
+        IFS=/ read -r container path <<<"$rest"
+      else
+        # shellcheck disable=SC2034 # account is only skipped
+        IFS=/ read -r account container path <<<"$rest"
+      fi
+      echo "${path%/}"
+      ;;
+    *) echo "${rest%/}" ;;
+  esac
+}
 
 # server_prefix SERVER: the key prefix of SERVER (barman's server root + "/").
 server_prefix() {
-  local path="${SCN_DEST#s3://*/}"
-  [[ "$path" == "$SCN_DEST" ]] && path=""
+  local path
+  path="$(dest_root "$SCN_DEST")"
   echo "${path:+$path/}$1/"
 }
 
@@ -373,6 +469,8 @@ scn_down() {
   if [[ -d "$dir/s3" ]]; then
     "$BCE_SCRIPTS_DIR/seaweedfs.sh" stop "$dir/s3"
   fi
+  # The emulators of `cloud`.
+  cloud_stop_emulators
   log "scenario in $dir is down"
 }
 
@@ -425,6 +523,10 @@ scn_main() {
       (($# == 2)) || die "usage: scenario.sh extra DIR"
       scn_extra "$2"
       ;;
+    cloud)
+      (($# == 2)) || die "usage: scenario.sh cloud DIR"
+      scn_cloud "$2"
+      ;;
     down)
       (($# == 2)) || die "usage: scenario.sh down DIR"
       scn_down "$2"
@@ -440,7 +542,7 @@ scn_main() {
       log "deleted $d"
       ;;
     *)
-      sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
@@ -449,6 +551,9 @@ scn_main() {
 # The `extra` layouts (scn_extra and its helpers).
 # shellcheck source=scenario-extra.sh
 source "$BCE_SCRIPTS_DIR/scenario-extra.sh"
+# The `cloud` layouts (scn_cloud and its helpers).
+# shellcheck source=scenario-cloud.sh
+source "$BCE_SCRIPTS_DIR/scenario-cloud.sh"
 
 # Run only when executed, not when sourced for its functions.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
