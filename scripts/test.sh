@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite (README command 2; `.ci/run` runs exactly this).
 #
-# Installs what is missing (Debian packages, the barman/SeaweedFS venv, Rust
-# components), checks formatting, lints (clippy, shellcheck), the alert rules
+# Installs what is missing (Debian packages, the barman/SeaweedFS venv,
+# Azurite, Rust components), checks formatting, lints (clippy, shellcheck), the alert rules
 # and the manifests, then runs the tests in three tiers:
 #   1. plain `cargo test`: unit, fixture, docs and golden tests (no services);
 #   2. the tests marked `#[ignore = "needs the real stack: scripts/test.sh"]`,
 #      against the real scenario (SeaweedFS + PostgreSQL 15 + barman-cloud
-#      3.19.1 on loopback) and its extra layouts (scenario.sh extra);
+#      3.19.1 on loopback), its extra layouts (scenario.sh extra) and the
+#      same kind of layout on Azurite and fake-gcs-server (scenario.sh cloud,
+#      DIR/cloud.json next to scenario.json);
 #   3. the disruptive ones among them (they stop and restart SeaweedFS), one
 #      at a time;
 # then a benchmark smoke run, and always tears the scenario down.
@@ -61,6 +63,8 @@ step "building the real scenario in $dir"
 scripts/scenario.sh up "$dir" >/dev/null
 step "building the extra layouts (FAILED/STARTED, keep, bzip2/zstd/snappy WAL, 64 MiB segments, tablespace and split tar)"
 scripts/scenario.sh extra "$dir" >/dev/null
+step "building the cloud layouts (barman-cloud on Azurite and fake-gcs-server: Azure Blob Storage and Google Cloud Storage)"
+scripts/scenario.sh cloud "$dir" >/dev/null
 export BCE_SCENARIO="$dir/scenario.json"
 
 step "tier 2: the real-stack tests (cargo test -- --ignored)"
