@@ -46,6 +46,10 @@ pub enum Mode {
     /// status and headers (its `content-length` included) and half of the
     /// body, then, 300 ms later, a reset.
     CutBodyOnContinuation,
+    /// Every listing (`list-type=`, Azure's `comp=list`) gets the upstream's
+    /// status, headers and half of its body, then a reset: a listing cut
+    /// mid-way on stores that answer in one page.
+    CutEveryListing,
     /// Never answer (the request is held until the client goes away).
     Hang,
     /// The upstream's status and headers at once, then its body one byte per interval.
@@ -279,9 +283,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             let (parts, body) = forward(&state, req).await?;
             Ok(Response::from_parts(parts, full(body)))
         }
-        Mode::CutBodyOnContinuation => {
+        Mode::CutBodyOnContinuation | Mode::CutEveryListing => {
+            let listing = query.contains("list-type=") || query.contains("comp=list");
+            let cut = if mode == Mode::CutEveryListing {
+                listing
+            } else {
+                later_page
+            };
             let (parts, body) = forward(&state, req).await?;
-            if !later_page {
+            if !cut {
                 return Ok(Response::from_parts(parts, full(body)));
             }
             let half = body.slice(..body.len() / 2);

@@ -84,8 +84,9 @@ impl CloudSource {
     /// `AZURE_FEDERATED_TOKEN_FILE`; else managed identity). A connection
     /// string's endpoint replaces the URL's, as in barman.
     ///
-    /// GCS: `endpoint_url`, else `STORAGE_EMULATOR_HOST` (anonymous), else
-    /// `https://storage.googleapis.com`; credentials from
+    /// GCS: `endpoint_url`, else `STORAGE_EMULATOR_HOST`, else
+    /// `https://storage.googleapis.com`; anonymous whenever
+    /// `STORAGE_EMULATOR_HOST` is set; credentials from
     /// `google_application_credentials_file`, else
     /// `GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server.
     ///
@@ -208,12 +209,14 @@ fn gcs(
             format!("http://{}", h.trim_end_matches('/'))
         }
     });
+    // With an emulator, requests are anonymous (as Google's client libraries
+    // do); endpoint_url still wins as the endpoint.
+    if emulator.is_some() {
+        b = b.with_skip_signature(true);
+    }
     let endpoint = match (&target.endpoint_url, &emulator) {
         (Some(e), _) => e.trim_end_matches('/').to_string(),
-        (None, Some(e)) => {
-            b = b.with_skip_signature(true);
-            e.clone()
-        }
+        (None, Some(e)) => e.clone(),
         (None, None) => "https://storage.googleapis.com".to_string(),
     };
     if let Some(path) = &target.google_application_credentials_file {

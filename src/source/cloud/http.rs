@@ -146,7 +146,12 @@ impl HttpService for Service {
         let bytes = Limited::new(body, LIST_BODY_LIMIT)
             .collect()
             .await
-            .map_err(|e| HttpError::new_boxed(HttpErrorKind::Decode, e))?
+            .map_err(|e| match e.downcast::<HttpError>() {
+                // The transport failed mid-body: keep its kind (retried, then `connect`).
+                Ok(transport) => *transport,
+                // Over LIST_BODY_LIMIT.
+                Err(e) => HttpError::new_boxed(HttpErrorKind::Decode, e),
+            })?
             .to_bytes();
         seen.body = Some(bytes.clone());
         if let Ok(mut s) = capture.slot.lock() {
