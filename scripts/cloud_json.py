@@ -157,6 +157,7 @@ def main():
         entry.update({
             "env_file": facts["env_file"],
             "pid": int(facts["pid"]),
+            "pid_file": facts["pid_file"],
             "log": facts["log"],
             "servers": servers,
             "orphan_servers": orphans,

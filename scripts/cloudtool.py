@@ -231,6 +231,9 @@ class Gcs:
         return self.bucket.blob(key).download_as_bytes()
 
     def put(self, key, data, metadata=None):
+        if key.endswith("/"):
+            # fake-gcs-server's filesystem backend answers 200 and drops it.
+            die("the GCS emulator cannot store a key ending in '/' (%r)" % key)
         blob = self.bucket.blob(key)
         if metadata:
             blob.metadata = metadata

@@ -197,11 +197,11 @@ cloud_collect() {
     cloud_fact azure "dir=$d" "endpoint=$(sed -n 's/^AZURE_ENDPOINT=//p' "$d/azure.env")" \
       "account=$(sed -n 's/^AZURE_ACCOUNT=//p' "$d/azure.env")" "container=$(sed -n 's/^AZURE_CONTAINER=//p' "$d/azure.env")" \
       "key_file=$d/account.key" "connection_string_file=$d/connection-string" "sas_token_file=$d/sas-token" \
-      "env_file=$d/azure.env" "pid=$(head -n1 "$d/azurite.pid")" "log=$d/azurite.log"
+      "env_file=$d/azure.env" "pid=$(head -n1 "$d/azurite.pid")" "pid_file=$d/azurite.pid" "log=$d/azurite.log"
   else
     cloud_fact gcs "dir=$d" "endpoint=$(sed -n 's/^GCS_ENDPOINT=//p' "$d/gcs.env")" \
       "bucket=$(sed -n 's/^GCS_BUCKET=//p' "$d/gcs.env")" "project=$(sed -n 's/^GOOGLE_CLOUD_PROJECT=//p' "$d/gcs.env")" \
-      "env_file=$d/gcs.env" "pid=$(head -n1 "$d/fakegcs.pid")" "log=$d/fakegcs.log"
+      "env_file=$d/gcs.env" "pid=$(head -n1 "$d/fakegcs.pid")" "pid_file=$d/fakegcs.pid" "log=$d/fakegcs.log"
   fi
 }
 
