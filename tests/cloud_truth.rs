@@ -245,7 +245,8 @@ async fn catalogue_is_barmans(kind: Kind) {
         check_server(&cloud, &sc, kind, &s, server, orphan);
     }
     // Totals: everything under the destination, by the provider's SDK.
-    let all = cloud.list(&sc, kind, &server_prefix(&l.destination_path, ""));
+    let root = barman_cloud_exporter::config::parse_destination(&l.destination_path).unwrap().1;
+    let all = cloud.list(&sc, kind, &root);
     assert_eq!(
         value(&s, "barman_cloud_storage_objects", &[("target", t)]),
         Some(all.len() as f64)
@@ -267,7 +268,7 @@ async fn catalogue_is_barmans(kind: Kind) {
     assert_eq!(
         value(
             &s,
-            "barman_cloud_pg_last_archived_in_storage",
+            "barman_cloud_pg_archiver_last_archived_wal_in_storage",
             &[("target", t), ("server", l.postgres.server.as_str())]
         ),
         Some(1.0),
