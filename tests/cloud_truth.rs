@@ -245,7 +245,9 @@ async fn catalogue_is_barmans(kind: Kind) {
         check_server(&cloud, &sc, kind, &s, server, orphan);
     }
     // Totals: everything under the destination, by the provider's SDK.
-    let root = barman_cloud_exporter::config::parse_destination(&l.destination_path).unwrap().1;
+    let root = barman_cloud_exporter::config::parse_destination(&l.destination_path)
+        .unwrap()
+        .1;
     let all = cloud.list(&sc, kind, &root);
     assert_eq!(
         value(&s, "barman_cloud_storage_objects", &[("target", t)]),
@@ -358,4 +360,133 @@ fn wal_kinds_by_name() {
     );
     assert_eq!(wal_kind("00000002.history"), "history");
     assert_eq!(wal_kind("0000000100000000/junk"), "other");
+}
+
+/// Azure: a WAL segment and a base backup's data tar moved to the `Archive`
+/// tier (rehydration needed before barman-cloud-restore can read them), and
+/// junk keys `object_store` cannot represent as a path, on a copy of az-main beside the destination (`<path>-hostile`).
+/// GCS: the same junk keys. The walk still succeeds and counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real stack: scripts/test.sh"]
+async fn archive_tier_and_junk_keys_are_counted_not_fatal() {
+    let sc = Scenario::load();
+    let cloud = Cloud::load(&sc);
+    for kind in [Kind::Azure, Kind::Gcs] {
+        let l = cloud.layout(kind).clone();
+        let server = l.postgres.server.clone();
+        let root = barman_cloud_exporter::config::parse_destination(&l.destination_path)
+            .unwrap()
+            .1;
+        // Beside the destination, not under it: the other tests of this binary
+        // list the whole destination at the same time.
+        let copy_root = format!("{}-hostile/", root.trim_end_matches('/'));
+        let _ = cloud.tool(&sc, kind, &["delete-prefix", &copy_root]);
+        let src = format!("{root}{server}/");
+        let dst = format!("{copy_root}{server}/");
+        cloud.tool(&sc, kind, &["copy-prefix", &src, &dst]);
+        let junk = dir_with(&[("junk", b"not barman")]);
+        // Azure: a key object_store cannot parse as a path (an empty
+        // segment; its SDK folds a `.` segment before signing). GCS:
+        // fake-gcs-server's filesystem backend folds `//` and `/./`, so a
+        // plain junk name only.
+        let junk_keys = match kind {
+            Kind::Azure => vec![format!("{dst}wals//junk")],
+            Kind::Gcs => vec![format!("{dst}wals/0000000100000000/not-a-wal")],
+        };
+        for k in &junk_keys {
+            cloud.tool(&sc, kind, &["put", k, junk.path().join("junk").to_str().unwrap()]);
+        }
+        let listing = cloud.list(&sc, kind, &dst);
+        let stored_junk = junk_keys.iter().filter(|k| listing.contains_key(*k)).count();
+        assert!(
+            stored_junk >= 1,
+            "{kind:?}: the emulator kept a junk key: {junk_keys:?}"
+        );
+        let mut archived = Vec::new();
+        if kind == Kind::Azure {
+            let seg = listing
+                .keys()
+                .find(|k| k.contains("/wals/") && wal_kind(k) == "segment")
+                .unwrap()
+                .clone();
+            let tar = listing
+                .keys()
+                .find(|k| k.contains("/base/") && k.contains("/data.tar"))
+                .unwrap()
+                .clone();
+            for k in [&seg, &tar] {
+                cloud.tool(&sc, kind, &["set-tier", k, "Archive"]);
+            }
+            archived = vec![seg, tar];
+            let tiers = cloud.list(&sc, kind, &dst);
+            for k in &archived {
+                assert_eq!(tiers[k].1.as_deref(), Some("Archive"), "{k}");
+            }
+        }
+        let dest = format!("{}-hostile", l.destination_path.trim_end_matches('/'));
+        let dir = tempfile::tempdir().unwrap();
+        let creds = match kind {
+            Kind::Azure => format!(
+                ", azure_sas_token_file: \"{}\"",
+                l.sas_token_file.as_ref().unwrap().display()
+            ),
+            Kind::Gcs => String::new(),
+        };
+        let cfg = dir.path().join("c.yaml");
+        std::fs::write(
+            &cfg,
+            format!("interval: 1h\ntimeout: 30s\ntargets:\n  - {{name: h, destination_path: \"{dest}\"{creds}}}\n"),
+        )
+        .unwrap();
+        let emulator = origin(&l.endpoint);
+        let env: Vec<(&str, &str)> = match kind {
+            Kind::Azure => vec![],
+            Kind::Gcs => vec![("STORAGE_EMULATOR_HOST", emulator.as_str())],
+        };
+        let mut d = Daemon::start_with_env(&cfg, &env);
+        d.wait_ready(Duration::from_secs(60)).await;
+        let s = scrape(&d).await;
+        let lab = |extra: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> {
+            let mut v = vec![("target", "h"), ("server", server.as_str())];
+            v.extend_from_slice(extra);
+            v
+        };
+        assert_eq!(
+            value(&s, "barman_cloud_collector_up", &[("target", "h"), ("collector", "s3")]),
+            Some(1.0),
+            "{kind:?}: junk keys do not fail the walk: {}",
+            d.get("/api/status").await
+        );
+        assert_eq!(
+            value(&s, "barman_cloud_wal_objects", &lab(&[("kind", "other")])),
+            Some(stored_junk as f64),
+            "{kind:?}: every junk key counted"
+        );
+        let tier = |area| value(&s, "barman_cloud_archive_tier_objects", &lab(&[("area", area)]));
+        let expect = if kind == Kind::Azure { 1.0 } else { 0.0 };
+        assert_eq!(
+            (tier("wals"), tier("base")),
+            (Some(expect), Some(expect)),
+            "{kind:?}: {archived:?}"
+        );
+        if kind == Kind::Azure {
+            let done = value(&s, "barman_cloud_backups", &lab(&[("status", "done")])).unwrap();
+            assert_eq!(
+                value(&s, "barman_cloud_backups_restorable", &lab(&[])),
+                Some(done - 1.0),
+                "the backup whose data tar is in Archive cannot be restored as it is"
+            );
+        }
+        drop(d);
+        cloud.tool(&sc, kind, &["delete-prefix", &copy_root]);
+    }
+}
+
+/// A temporary directory holding `files`.
+fn dir_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
+    dir
 }

@@ -267,8 +267,14 @@ fn trim_labels(labels: &mut BTreeMap<String, String>) {
 /// `x-amz-archive-status` tells). barman-cloud-restore and
 /// barman-cloud-wal-restore read with plain GETs, so such objects break a
 /// restore until restored.
+///
+/// On Azure the listing's `AccessTier` is the class: `Archive` blobs must be
+/// rehydrated (hours) before a read (a GET answers 409 `BlobArchived`;
+/// Azure docs, "Blob rehydration from the archive tier"); `Hot`, `Cool` and
+/// `Cold` read directly. GCS classes (`NEARLINE`, `COLDLINE`, `ARCHIVE`) all
+/// read directly.
 pub fn needs_restore(storage_class: Option<&str>) -> bool {
-    matches!(storage_class, Some("GLACIER" | "DEEP_ARCHIVE"))
+    matches!(storage_class, Some("GLACIER" | "DEEP_ARCHIVE" | "Archive"))
 }
 
 /// Everything listed for one server prefix (`<path>/<serverName>/`).
@@ -372,4 +378,20 @@ pub struct TargetCatalog {
     pub servers: Vec<ServerCatalog>,
     /// Objects directly under the destination path, outside any server prefix.
     pub loose: Usage,
+}
+
+#[cfg(test)]
+mod tier_tests {
+    use super::needs_restore;
+
+    #[test]
+    fn archive_classes_of_s3_and_azure_need_a_restore() {
+        for c in ["GLACIER", "DEEP_ARCHIVE", "Archive"] {
+            assert!(needs_restore(Some(c)), "{c}");
+        }
+        for c in ["STANDARD", "GLACIER_IR", "Hot", "Cool", "Cold", "ARCHIVE", "COLDLINE"] {
+            assert!(!needs_restore(Some(c)), "{c}");
+        }
+        assert!(!needs_restore(None));
+    }
 }
