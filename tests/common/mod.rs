@@ -516,6 +516,14 @@ pub async fn barman_dry_run(
         &["--dry-run", "--retention-policy", policy, dest, server],
     );
     let listing = sc.list(server_prefix).await;
+    let (doomed, bytes) = doomed_by_dry_run(&out, &listing);
+    (out, doomed, bytes)
+}
+
+/// What a `barman-cloud-backup-delete --dry-run` output says it would
+/// delete, among the objects of `listing` (key, size): the keys and their
+/// bytes. Paths barman names that do not exist are dropped.
+pub fn doomed_by_dry_run(out: &str, listing: &[(String, i64)]) -> (BTreeSet<String>, i64) {
     let mut doomed: BTreeSet<String> = BTreeSet::new();
     for line in out.lines() {
         if let Some(rest) = line.strip_prefix("Skipping deletion of objects [") {
@@ -526,10 +534,10 @@ pub async fn barman_dry_run(
             doomed.extend(listing.iter().filter(|(k, _)| k.starts_with(p)).map(|(k, _)| k.clone()));
         }
     }
-    let existing: BTreeSet<String> = listing.iter().map(|(k, _)| k.clone()).collect();
-    doomed.retain(|k| existing.contains(k)); // paths barman names but that do not exist
+    let existing: BTreeSet<&String> = listing.iter().map(|(k, _)| k).collect();
+    doomed.retain(|k| existing.contains(k));
     let bytes = listing.iter().filter(|(k, _)| doomed.contains(k)).map(|(_, s)| s).sum();
-    (out, doomed, bytes)
+    (doomed, bytes)
 }
 
 /// WAL objects older than the first valid backup, counted from a direct
