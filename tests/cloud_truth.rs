@@ -277,6 +277,28 @@ async fn catalogue_is_barmans(kind: Kind) {
         "the WAL PostgreSQL says it archived is in the {t} container"
     );
 
+    // No secret on any page: the account key, the SAS signature.
+    let mut secrets = Vec::new();
+    if let Some(f) = &l.key_file {
+        secrets.push(std::fs::read_to_string(f).unwrap().trim().to_string());
+    }
+    for f in [&l.sas_token_file, &l.connection_string_file].into_iter().flatten() {
+        let text = std::fs::read_to_string(f).unwrap();
+        secrets.extend(
+            text.split([';', '&', '?', '\n'])
+                .filter_map(|kv| kv.split_once('='))
+                .filter(|(k, _)| matches!(k.trim(), "AccountKey" | "sig"))
+                .map(|(_, v)| v.trim().to_string()),
+        );
+    }
+    assert!(kind == Kind::Gcs || secrets.len() >= 2, "{secrets:?}");
+    for page in ["/metrics", "/api/status", "/"] {
+        let body = d.get(page).await;
+        for secret in &secrets {
+            assert!(!body.contains(secret.as_str()), "{t}: a secret on {page}");
+        }
+    }
+
     // The incremental walk: a later cycle lists less than the cold one.
     let cold = proxy.requests().len();
     let start = Instant::now();
