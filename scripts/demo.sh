@@ -10,6 +10,9 @@
 #
 # Env: BCE_DEMO_DIR   where to build the setup (default: a fresh temp dir)
 #      BCE_DEMO_PORT  exporter port (default: 9875 if free, else a free one)
+#      BCE_DEMO_CLOUD=1  also build the Azure (Azurite) and GCS
+#                     (fake-gcs-server) layouts (scenario.sh cloud, about
+#                     a minute more) and watch one target of each provider
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BCE_LOG_TAG=demo
@@ -62,11 +65,30 @@ targets:
       server: $(read_json 'd["postgres"]["server"]')
 YAML
 
+exporter_env=()
+if [[ "${BCE_DEMO_CLOUD:-}" == 1 ]]; then
+  log "building the Azure and GCS layouts in $dir (about a minute)"
+  scripts/scenario.sh cloud "$dir" >/dev/null
+  read_cloud() { "$BCE_SYSTEM_PYTHON" -c "import json,sys; d=json.load(open('$dir/cloud.json')); print(eval(sys.argv[1]))" "$1"; }
+  cat >> "$dir/exporter/config.yaml" <<YAML
+  - name: demo-azure
+    labels: {namespace: demo, cluster: az-main}
+    destination_path: $(read_cloud 'd["azure"]["destination_path"]')
+    servers: [$(read_cloud 'd["azure"]["postgres"]["server"]')]
+    azure_storage_key_file: $(read_cloud 'd["azure"]["key_file"]')
+  - name: demo-gcs
+    labels: {namespace: demo, cluster: gcs-main}
+    destination_path: $(read_cloud 'd["gcs"]["destination_path"]')
+    servers: [$(read_cloud 'd["gcs"]["postgres"]["server"]')]
+YAML
+  exporter_env=("STORAGE_EMULATOR_HOST=$(read_cloud 'd["gcs"]["endpoint"]')")
+fi
+
 port="${BCE_DEMO_PORT:-9875}"
 port_is_free "$port" || port="$(free_port)"
 base="http://127.0.0.1:$port"
 "$bin" check-config --config.file "$dir/exporter/config.yaml" >&2
-"$bin" --config.file "$dir/exporter/config.yaml" --web.listen-address "127.0.0.1:$port" \
+env "${exporter_env[@]}" "$bin" --config.file "$dir/exporter/config.yaml" --web.listen-address "127.0.0.1:$port" \
   2> "$dir/exporter/exporter.log" &
 exporter_pid=$!
 wait_for 60 "exporter ready" curl -fsS -o /dev/null "$base/readyz"
@@ -80,7 +102,7 @@ echo "  exporter log  $dir/exporter/exporter.log"
 echo "  barman tools  source $dir/barman.env; $BCE_VENV_BIN/barman-cloud-backup-list --endpoint-url \$S3_ENDPOINT --cloud-provider aws-s3 $(read_json 'd["destination_path"]') pg-main"
 echo
 echo "What it reports (per server):"
-curl -fsS "$base/metrics" | grep -E '^barman_cloud_(backups|backup_last_success_timestamp_seconds|first_recoverability_point_timestamp_seconds|recovery_window_end_timestamp_seconds|wal_missing_segments|backups_restorable|wal_timeline|wal_objects|wal_before_first_backup_objects|server_orphaned|orphan_bytes|storage_bytes|pg_archiver_archived_total|pg_archiver_last_archived_wal_in_storage|collector_up)[{ ]' \
+curl -fsS "$base/metrics" | grep -E '^barman_cloud_(backups|backup_last_success_timestamp_seconds|first_recoverability_point_timestamp_seconds|recovery_window_end_timestamp_seconds|wal_missing_segments|backups_restorable|wal_timeline|wal_objects|wal_before_first_backup_objects|server_orphaned|orphan_bytes|storage_bytes|pg_archiver_archived_total|pg_archiver_last_archived_wal_in_storage|collector_up|target_info)[{ ]' \
   | grep -v 'status="other"\|kind="other"' | sed 's/^/  /'
 echo
 if [[ -t 0 && "${CI:-}" != "true" ]]; then
