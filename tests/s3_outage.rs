@@ -178,7 +178,7 @@ fn check_config_validates_without_serving() {
     let bad = dir.path().join("bad.yaml");
     std::fs::write(
         &bad,
-        "interval: 0s\ntargets: [{name: a, destination_path: 'gs://bucket'}]\n",
+        "interval: 0s\ntargets: [{name: a, destination_path: 'ftp://bucket'}]\n",
     )
     .unwrap();
     let out = Command::new(BIN)
