@@ -19,6 +19,8 @@ mod destination;
 
 pub use destination::{Destination, Provider};
 
+use crate::shard::Shard;
+
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "BARMAN_CLOUD_EXPORTER_";
 
@@ -60,6 +62,12 @@ pub struct Config {
     pub list_concurrency: usize,
     /// The object stores to watch.
     pub targets: Vec<Target>,
+    /// The share of `targets` this replica collects: set from the command
+    /// line (`--shard`/`--total-shards`, `--shard-from-pod-name`) by
+    /// [`Config::into_shard`], never from the file. Shard 0 of 1 (every
+    /// target) by default.
+    #[serde(skip)]
+    pub shard: Shard,
 }
 
 fn default_interval() -> Duration {
@@ -318,6 +326,16 @@ impl Config {
         let config: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// This configuration for one shard: only the targets `shard` owns
+    /// ([`Shard::owns`], by name), in file order, with `shard` recorded.
+    /// Called after validation: the file is validated whole, so every
+    /// replica accepts or refuses the same file. A shard may own no target.
+    pub fn into_shard(mut self, shard: Shard) -> Self {
+        self.targets.retain(|t| shard.owns(&t.name));
+        self.shard = shard;
+        self
     }
 
     /// Checks every value; collects all problems rather than stopping at the first.

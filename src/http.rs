@@ -2,7 +2,8 @@
 //!
 //! * `/metrics` (or `--web.telemetry-path`): OpenMetrics 1.0.0, or the classic
 //!   text format 0.0.4 when the client asks only for `text/plain`; gzip when
-//!   the client accepts it (Prometheus does), at the fastest level;
+//!   the client accepts it (Prometheus does), at the fastest level, the
+//!   snapshot part compressed once per publish ([`gzip`], [`render_cache`]);
 //! * `/healthz`: 200 while the process runs;
 //! * `/readyz`: 200 once every target finished its first collection (success or not), else 503;
 //! * `/api/status`: JSON with every target, server and backup (per-backup detail
@@ -12,6 +13,7 @@
 //!
 //! `/api/status` is [`status`]; its shape is documented in `docs/api.md`.
 
+pub mod gzip;
 pub mod landing;
 pub mod status;
 pub mod timeline;
@@ -25,8 +27,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::CompressionLevel;
-use tower_http::compression::CompressionLayer;
 
 use crate::metrics::{OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::snapshot::Store;
@@ -58,10 +58,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(landing::page))
-        .route(
-            &state.telemetry_path,
-            get(metrics_handler).layer(CompressionLayer::new().gzip(true).quality(CompressionLevel::Fastest)),
-        )
+        .route(&state.telemetry_path, get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/status", get(status::handler))
@@ -69,19 +66,35 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if accept.contains("text/plain") && !accept.contains("application/openmetrics-text") {
-        (
-            [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
-            state.render_cache.text(&state.store),
-        )
-            .into_response()
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = header(header::ACCEPT);
+    let text = accept.contains("text/plain") && !accept.contains("application/openmetrics-text");
+    let content_type = if text {
+        TEXT_CONTENT_TYPE
     } else {
-        (
-            [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-            state.render_cache.openmetrics(&state.store),
-        )
-            .into_response()
+        OPENMETRICS_CONTENT_TYPE
+    };
+    let (cache, store) = (&state.render_cache, &state.store);
+    let vary = (header::VARY, "accept-encoding");
+    if gzip::accepts_gzip(header(header::ACCEPT_ENCODING)) {
+        let body = if text {
+            cache.text_gzip(store)
+        } else {
+            cache.openmetrics_gzip(store)
+        };
+        let headers = [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_ENCODING, "gzip"),
+            vary,
+        ];
+        (headers, body).into_response()
+    } else {
+        let body = if text {
+            cache.text(store)
+        } else {
+            cache.openmetrics(store)
+        };
+        ([(header::CONTENT_TYPE, content_type), vary], body).into_response()
     }
 }
 

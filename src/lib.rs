@@ -7,6 +7,8 @@
 //! Data flows config → collectors → pure analysis → snapshot → HTTP:
 //!
 //! * [`config`]: the YAML/env configuration, validated at start-up;
+//! * [`shard`]: which targets this replica collects when several share the
+//!   configuration (`--shard`/`--total-shards`);
 //! * [`scheduler`]: one loop per target, running its collectors every
 //!   `interval` under one hard `timeout` and publishing the outcome, on a
 //!   tokio runtime of its own so that scrapes never queue behind collection
@@ -42,6 +44,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod scheduler;
+pub mod shard;
 pub mod snapshot;
 pub mod source;
 pub mod web_config;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use barman_cloud_exporter::config::Config;
+use barman_cloud_exporter::shard::Shard;
 use barman_cloud_exporter::web_config::WebConfig;
 
 /// Default listen address; port 9875 avoids 9187 (postgres_exporter, CNPG) and 9780 (barman exporter).
@@ -37,8 +38,44 @@ struct Cli {
     /// Log format.
     #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// This replica's shard, 0-based, of `--total-shards`: it collects only the
+    /// targets whose name hashes to it (kube-state-metrics' convention).
+    #[arg(long = "shard", global = true, conflicts_with = "shard_from_pod_name")]
+    shard: Option<u32>,
+    /// How many replicas share the configured targets.
+    #[arg(long = "total-shards", default_value_t = 1, global = true)]
+    total_shards: u32,
+    /// Take `--shard` from the ordinal of a StatefulSet pod name
+    /// (`barman-cloud-exporter-2` is shard 2): the name given, else `$POD_NAME`
+    /// (the downward API), else `$HOSTNAME` (a StatefulSet pod's hostname is its name).
+    #[arg(
+        long = "shard-from-pod-name",
+        value_name = "POD_NAME",
+        num_args = 0..=1,
+        default_missing_value = "",
+        global = true
+    )]
+    shard_from_pod_name: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+impl Cli {
+    /// The shard the flags name (shard 0 of 1 without any).
+    fn shard(&self) -> anyhow::Result<Shard> {
+        let shard = match &self.shard_from_pod_name {
+            Some(given) => {
+                let name = Some(given.clone())
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| std::env::var("POD_NAME").ok().filter(|n| !n.is_empty()))
+                    .or_else(|| std::env::var("HOSTNAME").ok().filter(|n| !n.is_empty()))
+                    .context("--shard-from-pod-name: no pod name given and neither POD_NAME nor HOSTNAME is set")?;
+                Shard::from_pod_name(&name, self.total_shards)
+            }
+            None => Shard::new(self.shard.unwrap_or(0), self.total_shards),
+        };
+        shard.context("sharding flags")
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -65,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
     }
+    let shard = cli.shard()?;
     let config =
         Config::load(&cli.config_file).with_context(|| format!("config file {}", cli.config_file.display()))?;
     let web = match &cli.web_config_file {
@@ -79,17 +117,36 @@ async fn main() -> anyhow::Result<()> {
         );
         for t in &config.targets {
             let d = t.destination_path.split(['?', '#']).next().unwrap_or_default();
+            let owner = if shard.is_sharded() {
+                format!(" (shard {})", Shard::of(&t.name, shard.total))
+            } else {
+                String::new()
+            };
             println!(
-                "  target {:?}: {} {}",
+                "  target {:?}: {} {}{owner}",
                 t.name,
                 t.provider(),
                 barman_cloud_exporter::config::redact_url(d)
             );
         }
+        if shard.is_sharded() {
+            let own = config.targets.iter().filter(|t| shard.owns(&t.name)).count();
+            println!("{shard}: collects {own} of {} target(s)", config.targets.len());
+        }
         if let Some(path) = &cli.web_config_file {
             println!("{}: valid, {web:?}", path.display());
         }
         return Ok(());
+    }
+    let configured = config.targets.len();
+    let config = config.into_shard(shard);
+    if shard.is_sharded() {
+        tracing::info!(
+            shard = shard.index,
+            total_shards = shard.total,
+            "{shard}: collecting {} of {configured} configured target(s)",
+            config.targets.len()
+        );
     }
     let addr = match cli.listen_address.strip_prefix(':') {
         Some(port) => format!("0.0.0.0:{port}"),

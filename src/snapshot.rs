@@ -158,8 +158,10 @@ impl TargetSlot {
 pub struct Store {
     /// Collection interval (shown in HELP texts).
     pub interval: Duration,
-    /// One slot per target.
+    /// One slot per target this replica collects.
     pub targets: Vec<Arc<TargetSlot>>,
+    /// The shard those targets are ([`Config::shard`]).
+    pub shard: crate::shard::Shard,
     /// Counted and woken at every publish of any target.
     published: Arc<Publications>,
     /// The runtime the collections run on, when apart from the one serving
@@ -174,6 +176,7 @@ impl Store {
         Self {
             interval: config.interval,
             targets: config.targets.iter().map(|t| Arc::new(slot(t, &published))).collect(),
+            shard: config.shard,
             published,
             collector_runtime: std::sync::OnceLock::new(),
         }

@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RULES = os.path.join(ROOT, "alerts", "barman-cloud-exporter.rules.yaml")
 DASHBOARDS = os.path.join(ROOT, "dashboards")
 APP = {"app.kubernetes.io/name": "barman-cloud-exporter"}
-CORE = {"ServiceAccount", "ConfigMap", "Deployment", "Service", "NetworkPolicy"}
+CORE = {"ServiceAccount", "ConfigMap", "Deployment", "StatefulSet", "Service", "NetworkPolicy"}
 OPERATOR = {"ServiceMonitor", "PrometheusRule"}
 FILE_KEYS = ("access_key_id_file", "secret_access_key_file", "session_token_file")
 
@@ -77,6 +77,22 @@ def check_deployment(dep):
     check(res.get("requests", {}).get("cpu"), "container: cpu request")
     check(matches(dep["spec"]["selector"]["matchLabels"], labels(dep["spec"]["template"])), "Deployment: selector matches the pod")
     return spec, c
+
+
+def check_statefulset(sts, svc):
+    """The sharded form: each pod one shard, from its ordinal."""
+    spec = sts["spec"]
+    c = spec["template"]["spec"]["containers"][0]
+    args = c.get("args", [])
+    replicas = spec.get("replicas", 1)
+    check(spec.get("serviceName") == svc["metadata"]["name"], "StatefulSet: serviceName is the Service")
+    check(svc["spec"].get("clusterIP") == "None", "StatefulSet: its Service is headless (clusterIP: None)")
+    check(spec.get("podManagementPolicy") == "Parallel", "StatefulSet: podManagementPolicy Parallel")
+    check("--shard-from-pod-name" in args, "StatefulSet: --shard-from-pod-name")
+    check(f"--total-shards={replicas}" in args, f"StatefulSet: --total-shards={replicas} (= replicas)")
+    env = {e["name"]: e for e in c.get("env", [])}
+    field = env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    check(field == "metadata.name", "StatefulSet: POD_NAME from the downward API (metadata.name)")
 
 
 def check_service(svc, dep):
@@ -173,7 +189,9 @@ def extract_config(objs, pod, container, out_dir):
     for i, t in enumerate(config.get("targets", [])):
         where = f"targets[{i}] ({t.get('name')})"
         lbls = t.get("labels") or {}
-        check("namespace" in lbls and "cluster" in lbls, f"{where}: labels namespace and cluster (the dashboard's variables)")
+        check("namespace" in lbls, f"{where}: label namespace (the dashboard's variable)")
+        if len(t.get("servers") or []) == 1:
+            check("cluster" in lbls, f"{where}: one server, so label cluster (the dashboard's variable)")
         for k in FILE_KEYS:
             if k in t:
                 t[k] = relocate(t[k], f"{where}.{k}")
@@ -189,12 +207,16 @@ def main():
     with open(rendered) as f:
         objs = [o for o in yaml.safe_load_all(f) if o]
     kinds = sorted(o["kind"] for o in objs)
-    want = sorted(["ServiceAccount", "ConfigMap", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"])
+    # The workload: the base's Deployment, or a StatefulSet of shards.
+    workload = "StatefulSet" if "StatefulSet" in kinds else "Deployment"
+    want = sorted(["ServiceAccount", "ConfigMap", "ConfigMap", workload, "Service", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"])
     check(kinds == want, f"kinds {kinds} == {want}")
     for o in objs:
         check(labels(o).get("app.kubernetes.io/name") == APP["app.kubernetes.io/name"], f"{o['kind']} {o['metadata']['name']}: app label")
-    dep = one(objs, "Deployment")
+    dep = one(objs, workload)
     svc = one(objs, "Service")
+    if dep and svc and workload == "StatefulSet":
+        check_statefulset(dep, svc)
     if dep and svc:
         pod, container = check_deployment(dep)
         sa = one(objs, "ServiceAccount")

@@ -32,6 +32,11 @@ pub async fn page(State(state): State<AppState>) -> Response {
     let page = Landing {
         version: crate::metrics::VERSION.to_string(),
         telemetry_path: state.telemetry_path.clone(),
+        shard: state
+            .store
+            .shard
+            .is_sharded()
+            .then_some((state.store.shard.index, state.store.shard.total)),
         targets,
     };
     match page.render() {
@@ -49,7 +54,9 @@ pub struct Landing {
     pub version: String,
     /// Path of the metrics (`--web.telemetry-path`).
     pub telemetry_path: String,
-    /// One section per target, in configuration order.
+    /// `(shard, total shards)` when the targets are sharded over replicas.
+    pub shard: Option<(u32, u32)>,
+    /// One section per target this replica collects, in configuration order.
     pub targets: Vec<TargetView>,
 }
 
@@ -333,6 +340,7 @@ mod tests {
         let page = Landing {
             version: "1<2".into(),
             telemetry_path: "/m\"x".into(),
+            shard: Some((1, 3)),
             targets: vec![target_view(0, ("t&", "s3://b/p", "http://e"), &snap, 1_762_000_000.0)],
         }
         .render()
@@ -347,6 +355,7 @@ mod tests {
         assert_eq!(page.matches("<svg class=\"timeline\"").count(), 1);
         assert_eq!(page.matches("<g class=\"backup\"").count(), 1);
         assert!(page.contains("<span class=up>up</span>"));
+        assert!(page.contains("Shard 1 of 3 (numbered from 0): this replica collects only the 1 target(s)"));
     }
 
     #[test]
@@ -382,6 +391,7 @@ mod tests {
         let page = Landing {
             version: "1".into(),
             telemetry_path: "/metrics".into(),
+            shard: None,
             targets: vec![view],
         }
         .render()
@@ -390,6 +400,7 @@ mod tests {
             page.contains("<span class=down>no</span>: data tar missing; no WAL in the archive"),
             "{page}"
         );
+        assert!(!page.contains("Shard "), "not sharded: no shard line");
     }
 
     #[test]

@@ -1,20 +1,59 @@
 //! The `/metrics` render cache: the snapshot part of the exposition
 //! ([`SnapshotFamilies`]) rendered once per [`Store::generation`] and reused by
 //! every scrape until the next publish (a scrape then copies bytes; encoding
-//! thousands of series is paid once per collection, not per scrape). The live
-//! families are encoded at every scrape. Presentation state lives here, on the
-//! HTTP side; the store only counts its publishes.
+//! thousands of series is paid once per collection, not per scrape), and
+//! likewise its gzip compression ([`GzipPrefix`]): a gzip scrape compresses
+//! only the live families. Presentation state lives here, on the HTTP side;
+//! the store only counts its publishes.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use crate::metrics::{Live, SnapshotFamilies};
+use super::gzip::GzipPrefix;
+use crate::metrics::{Live, SnapshotFamilies, openmetrics_to_text};
 use crate::snapshot::Store;
+
+/// One generation's snapshot part, and its gzip compression per format
+/// (each made on first use, then reused until the next publish).
+#[derive(Debug)]
+pub struct Rendered {
+    /// The snapshot families.
+    pub families: SnapshotFamilies,
+    openmetrics_gzip: OnceLock<GzipPrefix>,
+    text_gzip: OnceLock<GzipPrefix>,
+}
+
+impl Rendered {
+    fn new(families: SnapshotFamilies) -> Self {
+        Self {
+            families,
+            openmetrics_gzip: OnceLock::new(),
+            text_gzip: OnceLock::new(),
+        }
+    }
+
+    /// The [`Store::generation`] rendered.
+    pub fn generation(&self) -> u64 {
+        self.families.generation()
+    }
+
+    /// The OpenMetrics snapshot part, compressed (once).
+    pub fn openmetrics_gzip(&self) -> &GzipPrefix {
+        self.openmetrics_gzip
+            .get_or_init(|| GzipPrefix::new(self.families.openmetrics().as_bytes()))
+    }
+
+    /// The text 0.0.4 snapshot part, compressed (once).
+    pub fn text_gzip(&self) -> &GzipPrefix {
+        self.text_gzip
+            .get_or_init(|| GzipPrefix::new(self.families.text().as_bytes()))
+    }
+}
 
 /// The last rendered snapshot part, shared by the handlers and the
 /// prerenderer ([`crate::run`]).
 #[derive(Debug, Default)]
 pub struct RenderCache {
-    current: Mutex<Option<Arc<SnapshotFamilies>>>,
+    current: Mutex<Option<Arc<Rendered>>>,
 }
 
 impl RenderCache {
@@ -22,7 +61,7 @@ impl RenderCache {
     /// or rendered now (the lock is not held while rendering, so a scrape
     /// never waits for another one's rendering). A rendering replaces the
     /// cached one only if it is not older.
-    pub fn snapshot_families(&self, store: &Store) -> Arc<SnapshotFamilies> {
+    pub fn rendered(&self, store: &Store) -> Arc<Rendered> {
         let generation = store.generation();
         let cached = self.lock().clone();
         if let Some(r) = cached
@@ -30,43 +69,63 @@ impl RenderCache {
         {
             return r;
         }
-        let fresh = Arc::new(SnapshotFamilies::render(store));
+        let fresh = Arc::new(Rendered::new(SnapshotFamilies::render(store)));
         self.keep(&fresh);
         fresh
     }
 
     /// Caches `fresh` unless the cache holds a newer generation already (a
     /// slow rendering that finishes after a newer one).
-    fn keep(&self, fresh: &Arc<SnapshotFamilies>) {
+    fn keep(&self, fresh: &Arc<Rendered>) {
         let mut slot = self.lock();
         if slot.as_ref().is_none_or(|r| r.generation() <= fresh.generation()) {
             *slot = Some(fresh.clone());
         }
     }
 
-    /// Renders the current generation in both formats unless already done:
-    /// called after every publish off the HTTP path, so scrapes find it ready.
+    /// Renders the current generation in both formats and compresses the
+    /// OpenMetrics one (what Prometheus asks for) unless already done: called
+    /// after every publish off the HTTP path, so scrapes find it ready.
     pub fn prerender(&self, store: &Store) {
-        let _ = self.snapshot_families(store).text();
+        let r = self.rendered(store);
+        let _ = r.families.text();
+        let _ = r.openmetrics_gzip();
     }
 
     /// The whole OpenMetrics exposition (ends with `# EOF`).
     pub fn openmetrics(&self, store: &Store) -> String {
-        self.snapshot_families(store)
+        self.rendered(store)
+            .families
             .with_live_openmetrics(store, Live::now(store))
     }
 
     /// The whole exposition in text format 0.0.4.
     pub fn text(&self, store: &Store) -> String {
-        self.snapshot_families(store).with_live_text(store, Live::now(store))
+        self.rendered(store).families.with_live_text(store, Live::now(store))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<SnapshotFamilies>>> {
+    /// [`RenderCache::openmetrics`] as one gzip member; only the live
+    /// families are compressed at this call.
+    pub fn openmetrics_gzip(&self, store: &Store) -> Vec<u8> {
+        let r = self.rendered(store);
+        let live = SnapshotFamilies::live_openmetrics(store, Live::now(store));
+        r.openmetrics_gzip().with_suffix(live.as_bytes())
+    }
+
+    /// [`RenderCache::text`] as one gzip member; only the live families are
+    /// compressed at this call.
+    pub fn text_gzip(&self, store: &Store) -> Vec<u8> {
+        let r = self.rendered(store);
+        let live = openmetrics_to_text(&SnapshotFamilies::live_openmetrics(store, Live::now(store)));
+        r.text_gzip().with_suffix(live.as_bytes())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Rendered>>> {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The cached rendering, if any (for tests and diagnostics).
-    pub fn cached(&self) -> Option<Arc<SnapshotFamilies>> {
+    pub fn cached(&self) -> Option<Arc<Rendered>> {
         self.lock().clone()
     }
 }
@@ -144,9 +203,9 @@ mod tests {
     fn an_older_rendering_never_replaces_a_newer_one() {
         let store = store();
         let cache = RenderCache::default();
-        let old = Arc::new(SnapshotFamilies::render(&store));
+        let old = Arc::new(Rendered::new(SnapshotFamilies::render(&store)));
         store.targets[0].publish(|t| t.s3.attempts += 1);
-        let new = cache.snapshot_families(&store);
+        let new = cache.rendered(&store);
         assert_eq!(new.generation(), old.generation() + 1);
         // A slow scrape finishing an old rendering after the new one was cached.
         cache.keep(&old);
@@ -172,7 +231,8 @@ mod tests {
         cache.prerender(&store);
         let r = cache.cached().expect("rendered");
         assert_eq!(r.generation(), 3);
-        assert!(!r.text().is_empty(), "the text format is ready too");
+        assert!(!r.families.text().is_empty(), "the text format is ready too");
+        assert!(r.openmetrics_gzip.get().is_some(), "and the gzip of OpenMetrics");
         // A scrape now reuses it.
         let _ = cache.text(&store);
         assert!(Arc::ptr_eq(&r, &cache.cached().unwrap()));

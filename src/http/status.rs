@@ -28,8 +28,20 @@ pub struct Status<'a> {
     pub revision: &'static str,
     /// Whether every target finished its first collection (as `/readyz`).
     pub ready: bool,
-    /// One entry per configured target, in configuration order.
+    /// The share of the configured targets this replica collects
+    /// (`--shard`/`--total-shards`; shard 0 of 1 when not sharded).
+    pub shard: ShardStatus,
+    /// One entry per target this replica collects, in configuration order.
     pub targets: Vec<TargetStatus<'a>>,
+}
+
+/// This replica's shard (`barman_cloud_exporter_shard{shard,total}`).
+#[derive(Debug, Serialize)]
+pub struct ShardStatus {
+    /// This replica's shard, 0-based.
+    pub index: u32,
+    /// How many shards the configured targets are spread over (1: not sharded).
+    pub total: u32,
 }
 
 /// One target.
@@ -119,6 +131,10 @@ pub fn status<'a>(store: &'a Store, snaps: &'a [std::sync::Arc<TargetSnapshot>])
         version: crate::metrics::VERSION,
         revision: crate::metrics::REVISION,
         ready: store.ready(),
+        shard: ShardStatus {
+            index: store.shard.index,
+            total: store.shard.total,
+        },
         targets: store
             .targets
             .iter()

@@ -54,10 +54,15 @@ pub mod label {
     pub const PROVIDER: &str = "provider";
     /// A target's `destination_path` (without query or fragment).
     pub const DESTINATION: &str = "destination";
+    /// This replica's shard number, 0-based (`--shard`).
+    pub const SHARD: &str = "shard";
+    /// How many shards the targets are spread over (`--total-shards`).
+    pub const TOTAL: &str = "total";
 }
 
 use label::{
-    AREA, COLLECTOR, DESTINATION, KIND, OPERATION, PROVIDER, REASON, REVISION, SERVER, STATUS, TARGET, VERSION,
+    AREA, COLLECTOR, DESTINATION, KIND, OPERATION, PROVIDER, REASON, REVISION, SERVER, SHARD, STATUS, TARGET, TOTAL,
+    VERSION,
 };
 
 /// Every label name the exporter sets itself, [`label::TARGET`] included.
@@ -74,6 +79,8 @@ pub const LABELS: &[&str] = &[
     REVISION,
     PROVIDER,
     DESTINATION,
+    SHARD,
+    TOTAL,
 ];
 
 /// Label names a target's static `labels` may not use: the exporter's own
@@ -92,6 +99,8 @@ pub const RESERVED_LABELS: &[&str] = &[
     REVISION,
     PROVIDER,
     DESTINATION,
+    SHARD,
+    TOTAL,
     "job",
     "instance",
 ];
@@ -451,6 +460,18 @@ pub const EXPORTER_TASKS: Family = live(gauge(
     &[],
     "Tokio tasks alive in the exporter (collection loops, their work, HTTP connections).",
 ));
+/// `barman_cloud_exporter_shard{shard,total}`: 1, one series per replica.
+pub const SHARD_INFO: Family = live(gauge(
+    "barman_cloud_exporter_shard",
+    &[SHARD, TOTAL],
+    "Always 1: the shard of the targets this replica collects (--shard, 0-based) of how many (--total-shards); shard 0 of 1 when not sharded.",
+));
+/// `barman_cloud_exporter_total_shards`.
+pub const TOTAL_SHARDS: Family = live(gauge(
+    "barman_cloud_exporter_total_shards",
+    &[],
+    "How many shards the targets are spread over (--total-shards; 1 when not sharded): as many replicas should each export barman_cloud_exporter_shard.",
+));
 /// `barman_cloud_exporter_build_info{version,revision}`.
 pub const BUILD_INFO: Family = Family {
     kind: MetricType::Info,
@@ -550,6 +571,8 @@ pub const FAMILIES: &[&Family] = &[
     &S3_WALKS,
     &S3_REQUESTS,
     &EXPORTER_TASKS,
+    &SHARD_INFO,
+    &TOTAL_SHARDS,
     &PROCESS_RESIDENT_MEMORY,
     &PROCESS_OPEN_FDS,
     &PROCESS_CPU,

@@ -65,6 +65,8 @@ pub(super) struct View {
     targets: Vec<(Arc<TargetSlot>, Arc<TargetSnapshot>, RequestCounts)>,
     /// Encode the live families instead of the snapshot ones.
     live: Option<Live>,
+    /// The store's shard.
+    shard: crate::shard::Shard,
 }
 
 impl View {
@@ -87,6 +89,7 @@ impl View {
                 .map(|slot| (slot.clone(), slot.snapshot(), slot.requests.snapshot()))
                 .collect(),
             live,
+            shard: store.shard,
         }
     }
 }
@@ -455,6 +458,14 @@ impl View {
             Ok(())
         })?;
         self.single(enc, &c::EXPORTER_TASKS, live.tasks.map(|t| t as f64))?;
+        let f = &c::SHARD_INFO;
+        let help = self.help(f);
+        let mut m = enc.encode_descriptor(f.name, &help, None, f.kind)?;
+        debug_assert_eq!(f.labels, [label::SHARD, label::TOTAL]);
+        let (shard, total) = (self.shard.index.to_string(), self.shard.total.to_string());
+        let labels = [(f.labels[0], shard.as_str()), (f.labels[1], total.as_str())];
+        encode_value(&mut m, &labels, f.kind, 1.0)?;
+        self.single(enc, &c::TOTAL_SHARDS, Some(f64::from(self.shard.total)))?;
         let p = &live.process;
         let as_f64 = |v: Option<u64>| v.map(|v| v as f64);
         self.single(enc, &c::PROCESS_RESIDENT_MEMORY, as_f64(p.resident_memory_bytes))?;

@@ -73,10 +73,16 @@ impl SnapshotFamilies {
         self.text.get_or_init(|| openmetrics_to_text(&self.openmetrics))
     }
 
+    /// The live families alone in OpenMetrics, ending with `# EOF`: what
+    /// follows the snapshot part of an exposition.
+    pub fn live_openmetrics(store: &Store, live: Live) -> String {
+        openmetrics::encode(View::live(store, live))
+    }
+
     /// The whole OpenMetrics exposition: these families, then `live`'s
     /// (ending with `# EOF`).
     pub fn with_live_openmetrics(&self, store: &Store, live: Live) -> String {
-        let live = openmetrics::encode(View::live(store, live));
+        let live = Self::live_openmetrics(store, live);
         let mut out = String::with_capacity(self.openmetrics.len() + live.len());
         out.push_str(&self.openmetrics);
         out.push_str(&live);
@@ -85,7 +91,7 @@ impl SnapshotFamilies {
 
     /// The whole exposition in text format 0.0.4: these families, then `live`'s.
     pub fn with_live_text(&self, store: &Store, live: Live) -> String {
-        let live = openmetrics_to_text(&openmetrics::encode(View::live(store, live)));
+        let live = openmetrics_to_text(&Self::live_openmetrics(store, live));
         let text = self.text();
         let mut out = String::with_capacity(text.len() + live.len());
         out.push_str(text);

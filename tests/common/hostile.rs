@@ -178,6 +178,32 @@ pub struct Daemon {
     pub base: String,
 }
 
+/// Runs the binary with `args` (and `env`, without the caller's
+/// `BARMAN_CLOUD_EXPORTER_*`) to its exit, at most 20 s: (exit code, stdout, stderr).
+pub fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdin(Stdio::null());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARMAN_CLOUD_EXPORTER_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("{args:?} did not exit within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Daemon {
     pub fn start(config: &Path) -> Self {
         Self::start_with_env(config, &[])
@@ -186,6 +212,11 @@ impl Daemon {
     /// As [`Daemon::start`], with `env` set (and nothing else of the
     /// caller's `AZURE_*`, `GOOGLE_*` or `STORAGE_EMULATOR_HOST`).
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_args(config, &[], env)
+    }
+
+    /// As [`Daemon::start_with_env`], with more command-line `args`.
+    pub fn start_with_args(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -194,6 +225,7 @@ impl Daemon {
         let mut cmd = Command::new(BIN);
         cmd.args(["--config.file", config.to_str().unwrap()])
             .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
