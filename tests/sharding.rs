@@ -176,7 +176,7 @@ async fn own_targets(d: &Daemon, shard: u32, done_backups: f64) -> BTreeSet<Stri
         let got = value(
             &s,
             "barman_cloud_backups",
-            &[("target", t), ("server", "pg-main"), ("status", "DONE")],
+            &[("target", t), ("server", "pg-main"), ("status", "done")],
         );
         assert_eq!(got, Some(done_backups), "{t}");
     }
