@@ -13,6 +13,10 @@ use std::sync::Arc;
 use super::WalTotals;
 use super::retention::WalRules;
 
+mod tail;
+
+pub use tail::{PAGE_KEYS, TailPlan, plan_tail, tail_listing};
+
 /// What a walk remembers of one server's `wals/` directories for the next.
 #[derive(Debug, Clone, Default)]
 pub struct DirCache {
@@ -37,9 +41,10 @@ pub struct WalListing {
     pub full: bool,
     /// The directories to list (names under `wals/`, without slashes).
     pub list: Vec<String>,
-    /// Directories PostgreSQL may still be writing into: the newest of the two
-    /// newest timelines (a promote archives the old timeline's `.partial`).
-    /// A change there is expected and does not unsettle a full walk.
+    /// Directories PostgreSQL may still be writing into ([`active_dirs`]): the
+    /// newest of the newest timeline and, unless quiet, of the one before (a
+    /// promote archives the old timeline's `.partial`). A change there is
+    /// expected and does not unsettle a full walk.
     pub active: BTreeSet<String>,
     /// A directory of the previous walk is gone (retention ran).
     pub removed: bool,
@@ -115,16 +120,7 @@ pub fn plan_wal_listing(
     now: f64,
     full_walk_interval: f64,
 ) -> WalListing {
-    let mut newest: BTreeMap<u32, &String> = BTreeMap::new();
-    for d in dirs {
-        if let Some((tli, _)) = super::key::wal_dir(&format!("{d}/")) {
-            let e = newest.entry(tli).or_insert(d);
-            if d > *e {
-                *e = d;
-            }
-        }
-    }
-    let active: BTreeSet<String> = newest.values().rev().take(2).map(|d| (*d).clone()).collect();
+    let active = active_dirs(dirs, prev, now, full_walk_interval);
     let present: BTreeSet<&String> = dirs.iter().collect();
     let removed = prev.is_some_and(|p| p.dirs.keys().any(|d| !present.contains(d)));
     let full = match prev {
@@ -144,6 +140,35 @@ pub fn plan_wal_listing(
         active,
         removed,
     }
+}
+
+/// The directories PostgreSQL may still be writing into, among `dirs` (in
+/// listing order): the newest directory of the newest timeline, and the
+/// newest of the timeline before it unless that one is quiet — its newest
+/// segment, as `prev` listed it, older than `full_walk_interval` seconds
+/// before `now`. After a promote the old primary may still archive into its
+/// timeline for a while (and the new one archives its `.partial` there);
+/// once that timeline has been quiet for a reconcile interval, a late change
+/// there is left to the periodic full walk, like any old directory.
+pub fn active_dirs(dirs: &[String], prev: Option<&DirCache>, now: f64, full_walk_interval: f64) -> BTreeSet<String> {
+    let mut newest: BTreeMap<u32, &String> = BTreeMap::new();
+    for d in dirs {
+        if let Some((tli, _)) = super::key::wal_dir(&format!("{d}/")) {
+            let e = newest.entry(tli).or_insert(d);
+            if d > *e {
+                *e = d;
+            }
+        }
+    }
+    let quiet = |d: &String| {
+        prev.and_then(|p| p.dirs.get(d))
+            .and_then(|t| t.newest_segment_modified)
+            .is_some_and(|m| now - m >= full_walk_interval)
+    };
+    let mut newest = newest.into_values().rev();
+    let mut active: BTreeSet<String> = newest.next().cloned().into_iter().collect();
+    active.extend(newest.next().filter(|d| !quiet(d)).cloned());
+    active
 }
 
 /// The outcome of [`combine`].
@@ -214,8 +239,9 @@ pub fn combine(
         },
         // A full walk that found old directories changed (retention deleting
         // WAL, or WAL written into an old directory) is repeated next cycle,
-        // until the bucket is seen to be settled.
-        settled: !(plan.full && prev.is_some() && changed),
+        // until the bucket is seen to be settled; so is a tail listing that
+        // found a directory removed.
+        settled: !(prev.is_some() && (plan.removed || (plan.full && changed))),
         active: plan.active,
     };
     Combined {

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::catalog::BackupInfoState;
 use crate::catalog::history::HistoryEntry;
 use crate::catalog::listing::DirCache;
 use crate::catalog::retention::Keep;
+use crate::catalog::retention::WalRules;
+use crate::catalog::{BackupInfoState, WalTotals};
 use crate::source::store::ObjectInfo;
 
 /// What one walk leaves for the next: per server, the objects already read
@@ -43,6 +44,50 @@ pub struct ServerCache {
     pub(super) labels: BTreeMap<String, Option<String>>,
     /// The WAL directories: their aggregates and the incremental plan's state.
     pub(super) wal: DirCache,
+    /// The `wals/` root objects as last listed, in key order, so that a tail
+    /// listing can account those it does not list again; `None` when there
+    /// were more than [`MAX_ROOT_OBJECTS`] (then no tail listing).
+    pub(super) root: Option<Vec<RootObject>>,
+}
+
+/// The most `wals/` root objects remembered for a tail listing (barman
+/// writes a handful there: one `.history` per timeline).
+pub(super) const MAX_ROOT_OBJECTS: usize = 1000;
+
+/// A `wals/` root object as listed.
+#[derive(Debug, Clone)]
+pub(super) struct RootObject {
+    /// Key after `wals/`.
+    pub(super) rest: String,
+    /// Size, bytes.
+    pub(super) size: u64,
+    /// `LastModified`, Unix seconds.
+    pub(super) last_modified: Option<f64>,
+    /// In a storage class that must be restored before it can be read.
+    pub(super) archive_tier: bool,
+    /// Its identity (for the `.history` cache).
+    pub(super) id: Option<ObjectId>,
+}
+
+impl RootObject {
+    /// The root object `o` whose key after `wals/` is `rest`.
+    pub(super) fn of(rest: &str, o: &ObjectInfo) -> Self {
+        Self {
+            rest: rest.to_string(),
+            size: o.size,
+            last_modified: o.last_modified,
+            archive_tier: crate::catalog::needs_restore(o.storage_class.as_deref()),
+            id: ObjectId::of(o),
+        }
+    }
+
+    /// Accounts it into `wal` with `rules`, as the listing of `wals/` does.
+    pub(super) fn account(&self, wal: &mut WalTotals, rules: &WalRules) {
+        wal.add(&self.rest, self.size, self.last_modified, rules);
+        if self.archive_tier {
+            wal.archive_tier.add(self.size);
+        }
+    }
 }
 
 /// An object's identity as listed: a value derived from its bytes stays valid

@@ -14,6 +14,11 @@
 //!    ([`crate::catalog::listing`]), every key classified and aggregated as the
 //!    pages stream by (memory does not grow with the number of WAL objects),
 //!    the other directories' previous aggregates reused;
+//!
+//!    or, in the steady state, instead of 3 and 4, one range listing from the
+//!    oldest active WAL directory to the end of `wals/` (`tail`,
+//!    [`crate::catalog::listing::plan_tail`]): a server then costs two
+//!    listings a cycle, `base/` and this one;
 //! 5. one bounded GET per new or changed `.history` file, decompressed with a
 //!    bound too ([`crate::catalog::history::read`]);
 //! 6. one bounded GET per new foreign label file below the first backup,
@@ -22,6 +27,7 @@
 mod cache;
 mod histories;
 mod labels;
+mod tail;
 #[cfg(test)]
 mod tests;
 
@@ -30,13 +36,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Semaphore;
 
-use cache::{Cached, ObjectId};
+use cache::{Cached, MAX_ROOT_OBJECTS, ObjectId, RootObject};
 pub use cache::{ServerCache, WalkCache};
 
 use crate::catalog::backup_info::{BackupInfo, BackupStatus, MAX_BACKUP_INFO_BYTES};
 use crate::catalog::history::HistoryEntry;
 use crate::catalog::key::{BaseObject, classify_base, is_backup_tar};
-use crate::catalog::listing::{Chunk, combine, listing_chunks, plan_wal_listing};
+use crate::catalog::listing::{Chunk, combine, listing_chunks, plan_tail, plan_wal_listing};
 use crate::catalog::payload::TarObject;
 use crate::catalog::retention::{BackupMeta, Keep, RetentionPolicy, WalRules};
 use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalTotals, needs_restore};
@@ -225,6 +231,9 @@ struct WalRoot {
     dirs: Vec<String>,
     /// Root objects (after `wals/`) and their identity.
     ids: BTreeMap<String, Option<ObjectId>>,
+    /// The root objects in key order, for the cache (`None` past
+    /// [`cache::MAX_ROOT_OBJECTS`]).
+    objects: Option<Vec<RootObject>>,
     /// Whether `wals/` holds any object or directory.
     seen: bool,
 }
@@ -282,11 +291,22 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
             .iter()
             .any(|b| matches!(&b.info, BackupInfoState::Unreadable(_)) || b.blocks_barman());
         s.rules = WalRules::plan(&metas, self.opts.retention, self.opts.now, unreadable);
-        let root = self.list_wal_root(&mut s.wal, &s.rules).await?;
-        if !base.seen && !root.seen {
-            return Ok(None);
-        }
-        self.list_wal(root.dirs, &mut w).await?;
+        let (now, interval) = (self.opts.now, self.opts.full_walk_interval);
+        let tail = self
+            .prev
+            .and_then(|p| Some((p.root.as_deref()?, plan_tail(&p.wal, &s.rules, now, interval)?)));
+        let root = match tail {
+            Some((cached_root, plan)) => self.walk_tail(cached_root, plan, &mut w).await?,
+            None => {
+                let mut root = self.list_wal_root(&mut s.wal, &s.rules).await?;
+                if !base.seen && !root.seen {
+                    return Ok(None);
+                }
+                self.list_wal(std::mem::take(&mut root.dirs), &mut w).await?;
+                root
+            }
+        };
+        w.cache.root = root.objects;
         self.read_histories(&root.ids, &mut w).await?;
         self.find_last_deleted(&mut w).await?;
         Ok(Some(w))
@@ -438,7 +458,10 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
     /// with `rules`, and returns its directory names and root objects.
     async fn list_wal_root(&self, wal: &mut WalTotals, rules: &WalRules) -> Result<WalRoot, S::Error> {
         let wals = format!("{}wals/", self.root);
-        let mut out = WalRoot::default();
+        let mut out = WalRoot {
+            objects: Some(Vec::new()),
+            ..Default::default()
+        };
         self.store
             .list(Listing::one_level(&wals), |page| {
                 for p in &page.prefixes {
@@ -450,11 +473,16 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
                 for o in &page.objects {
                     out.seen = true;
                     if let Some(rest) = o.key.strip_prefix(&wals) {
-                        wal.add(rest, o.size, o.last_modified, rules);
-                        if needs_restore(o.storage_class.as_deref()) {
-                            wal.archive_tier.add(o.size);
+                        let object = RootObject::of(rest, o);
+                        object.account(wal, rules);
+                        out.ids.insert(rest.to_string(), object.id.clone());
+                        if let Some(kept) = &mut out.objects {
+                            if kept.len() < MAX_ROOT_OBJECTS {
+                                kept.push(object);
+                            } else {
+                                out.objects = None;
+                            }
                         }
-                        out.ids.insert(rest.to_string(), ObjectId::of(o));
                     }
                 }
                 true

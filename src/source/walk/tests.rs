@@ -364,3 +364,50 @@ async fn a_vanished_or_emptied_tar_shows_at_the_next_incremental_walk() {
     assert_eq!(a.backups[1].payload_problems(), vec![Problem::Missing(None)]);
     assert_eq!(m.counts().1, before.1, "from the listing alone: no GET");
 }
+
+#[tokio::test]
+async fn the_steady_state_lists_each_server_twice_and_sees_what_postgresql_adds() {
+    let mut m = bucket(1000);
+    let first = walked(&m, 1e9, &WalkCache::default()).await;
+    // Unchanged bucket: the destination listing, then per server `base/` and
+    // one tail listing of `wals/`; nothing fetched.
+    let before = m.counts();
+    let same = walked(&m, 1e9 + 60.0, &first.cache).await;
+    let after = m.counts();
+    assert_eq!(after.0 - before.0, 1 + 2 * 2, "listings");
+    assert_eq!(after.1, before.1, "GETs");
+    assert_eq!(same.stats.incremental_servers, 2);
+    for name in ["a", "b"] {
+        assert_eq!(facts(server(&same, name)), facts(server(&first, name)), "{name}");
+    }
+    // A promote to timeline 3 (its .history, a .partial of timeline 2, new
+    // segments) and a new directory of timeline 2: all in the tail.
+    m.put("pg/a/wals/0000000200000001/000000020000000100000004.partial", "p");
+    m.put(
+        "pg/a/wals/00000003.history",
+        "1\t1/3000000\tno recovery target specified\n2\t1/4000000\tno recovery target specified\n",
+    );
+    m.put("pg/a/wals/0000000300000001/000000030000000100000004", "w");
+    m.put("pg/a/wals/0000000300000002/000000030000000200000000", "w");
+    let before = m.counts();
+    let inc = walked(&m, 1e9 + 120.0, &same.cache).await;
+    let after = m.counts();
+    assert_eq!(after.0 - before.0, 1 + 2 * 2, "still two listings a server");
+    assert_eq!(after.1 - before.1, 1, "the new .history only");
+    let cold = walked(&m, 1e9 + 120.0, &WalkCache::default()).await;
+    for name in ["a", "b"] {
+        assert_eq!(facts(server(&inc, name)), facts(server(&cold, name)), "{name}");
+    }
+    let a = server(&inc, "a");
+    assert_eq!(a.histories[&3].len(), 2);
+    assert_eq!(a.wal.by_kind[0].objects, 11);
+    // A directory the tail covers removed: seen at once, and the next walk
+    // of that server is full (a change PostgreSQL does not make).
+    m.objects.retain(|k, _| !k.starts_with("pg/a/wals/0000000300000002/"));
+    let gone = walked(&m, 1e9 + 180.0, &inc.cache).await;
+    assert_eq!(gone.stats.incremental_servers, 2);
+    let cold = walked(&m, 1e9 + 180.0, &WalkCache::default()).await;
+    assert_eq!(facts(server(&gone, "a")), facts(server(&cold, "a")));
+    let next = walked(&m, 1e9 + 240.0, &gone.cache).await;
+    assert_eq!((next.stats.full_servers, next.stats.incremental_servers), (1, 1));
+}
