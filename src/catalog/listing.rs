@@ -183,7 +183,7 @@ pub struct Combined {
 }
 
 /// Combines the directories listed now (`listed`, aggregates accounted with
-/// `rules`) with the previous walk's aggregates of the others, in the order of
+/// `rules`, each in the allocation the cache keeps: no copy) with the previous walk's aggregates of the others, in the order of
 /// `all` (the directories of the `wals/` delimiter listing), merging every
 /// directory's aggregates into `into`. `now` is Unix seconds.
 ///
@@ -195,7 +195,7 @@ pub fn combine(
     prev: Option<&DirCache>,
     plan: WalListing,
     all: Vec<String>,
-    mut listed: BTreeMap<String, WalTotals>,
+    mut listed: BTreeMap<String, Arc<WalTotals>>,
     rules: &WalRules,
     now: f64,
     into: &mut WalTotals,
@@ -215,7 +215,7 @@ pub fn combine(
                 if plan.full && !expected && old.is_some_and(|o| !o.same_objects(&t)) {
                     changed = true;
                 }
-                Arc::new(t)
+                t
             }
             None => match prev.and_then(|p| p.dirs.get(&d)) {
                 Some(t) => {
@@ -384,12 +384,12 @@ mod tests {
         let all = dirs(&["0000000100000000", "0000000100000001"]);
         let rules = WalRules::default();
         let cold = plan(None, &all, &rules, 10.0);
-        let listed: BTreeMap<String, WalTotals> = [
+        let listed: BTreeMap<String, Arc<WalTotals>> = [
             ("0000000100000000", "000000010000000000000001"),
             ("0000000100000001", "000000010000000100000000"),
         ]
         .into_iter()
-        .map(|(d, s)| (d.to_string(), one_segment(d, s)))
+        .map(|(d, s)| (d.to_string(), Arc::new(one_segment(d, s))))
         .collect();
         let mut first = WalTotals::default();
         let c = combine(None, cold, all.clone(), listed, &rules, 10.0, &mut first);
@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(inc.list, dirs(&["0000000100000001"]));
         let mut grown = one_segment("0000000100000001", "000000010000000100000000");
         grown.add("0000000100000001/000000010000000100000001", 16, Some(2.0), &rules);
-        let listed = [("0000000100000001".to_string(), grown)].into();
+        let listed = [("0000000100000001".to_string(), Arc::new(grown))].into();
         let mut second = WalTotals::default();
         let c2 = combine(Some(&c.cache), inc, all.clone(), listed, &rules, 20.0, &mut second);
         assert_eq!((c2.listed, c2.reused), (1, 1));

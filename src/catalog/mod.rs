@@ -112,6 +112,10 @@ impl WalNames {
     }
 }
 
+/// The directory being listed and the bare names removable by name in it,
+/// with their sizes in bytes ([`WalTotals`]).
+type ByName = (Option<String>, BTreeMap<String, u64>);
+
 /// Streaming aggregates over every object under a server's `wals/`. Memory
 /// grows with directories, gaps, timelines and backups, never with segments.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -144,8 +148,10 @@ pub struct WalTotals {
     pub archive_tier: Usage,
     /// Bare names removable by name in the directory being listed, with the
     /// size counted for them (barman removes one path per bare name). Cleared
-    /// at each new directory, so it is bounded by one directory's size.
-    by_name: (Option<String>, BTreeMap<String, u64>),
+    /// at each new directory, so it is bounded by one directory's size; boxed
+    /// (and `None` until needed) so that the aggregates every remembered WAL
+    /// directory keeps stay small.
+    by_name: Option<Box<ByName>>,
 }
 
 impl WalTotals {
@@ -188,11 +194,12 @@ impl WalTotals {
             Some(Removal::Prefix) => self.reclaimable.add(size),
             Some(Removal::ByName) => {
                 let dir = rest.rsplit_once('/').map(|(d, _)| d.to_string());
-                if self.by_name.0 != dir {
-                    self.by_name = (dir, BTreeMap::new());
+                let by_name = self.by_name.get_or_insert_with(Default::default);
+                if by_name.0 != dir {
+                    **by_name = (dir, BTreeMap::new());
                 }
                 // The later path of the same bare name replaces the earlier one.
-                match self.by_name.1.insert(key::bare_wal_name(rest, &file), size) {
+                match by_name.1.insert(key::bare_wal_name(rest, &file), size) {
                     Some(earlier) => self.reclaimable.bytes = self.reclaimable.bytes - earlier + size,
                     None => self.reclaimable.add(size),
                 }
@@ -204,6 +211,13 @@ impl WalTotals {
 }
 
 impl WalTotals {
+    /// Drops what only the listing of a directory needs (the names removable
+    /// by name in it), once its last object was accounted: a remembered
+    /// directory keeps only its aggregates.
+    pub fn finish_directory(&mut self) {
+        self.by_name = None;
+    }
+
     /// Whether both describe the same objects (counts and bytes per kind, the
     /// same WAL names with the same newest `LastModified`), whatever the
     /// retention rules they were accounted with.

@@ -158,11 +158,8 @@ mod tests {
         assert!(!p.full && !p.removed);
         assert_eq!(p.active, ["0000000100000003".to_string()].into());
         let mut into = WalTotals::default();
-        let aggregates: BTreeMap<String, WalTotals> =
-            [dir("0000000100000002", 41, 60.0), dir("0000000100000003", 1, 60.0)]
-                .into_iter()
-                .map(|(d, t)| (d, (*t).clone()))
-                .collect();
+        let aggregates: BTreeMap<String, Arc<WalTotals>> =
+            [dir("0000000100000002", 41, 60.0), dir("0000000100000003", 1, 60.0)].into();
         let c = combine(Some(&prev), p, all, aggregates, &rules, 60.0, &mut into);
         assert_eq!((c.listed, c.reused), (2, 2));
         assert_eq!(into.by_kind[0].objects, 256 + 256 + 41 + 1);

@@ -32,6 +32,7 @@ mod tail;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Semaphore;
@@ -46,7 +47,7 @@ use crate::catalog::listing::{Chunk, combine, listing_chunks, plan_tail, plan_wa
 use crate::catalog::payload::TarObject;
 use crate::catalog::retention::{BackupMeta, Keep, RetentionPolicy, WalRules};
 use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalTotals, needs_restore};
-use crate::source::store::{Listing, ObjectStore};
+use crate::source::store::{Listing, ObjectInfo, ObjectStore};
 
 /// What a walk needs besides the bucket: the retention policy to simulate, the
 /// time to simulate it at, and how to list.
@@ -501,7 +502,7 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
         let chunks = listing_chunks(&dirs, &plan.list, opts.list_concurrency);
         let wals = format!("{}wals/", self.root);
         let rules = &server.rules;
-        let mut listed: BTreeMap<String, WalTotals> = BTreeMap::new();
+        let mut listed: BTreeMap<String, Arc<WalTotals>> = BTreeMap::new();
         let mut lists = stream::iter(chunks)
             .map(|chunk| async {
                 // Never closed, so acquiring cannot fail.
@@ -543,7 +544,7 @@ async fn list_wal_dirs<S: ObjectStore>(
     wals: &str,
     chunk: Chunk,
     rules: &WalRules,
-) -> Result<Vec<(String, WalTotals)>, S::Error> {
+) -> Result<Vec<(String, Arc<WalTotals>)>, S::Error> {
     let dirs = chunk.dirs;
     let (Some(first), Some(last)) = (dirs.first(), dirs.last()) else {
         return Ok(Vec::new());
@@ -559,7 +560,7 @@ async fn list_wal_dirs<S: ObjectStore>(
         delimiter: None,
         start_after: start_after.as_deref(),
     };
-    let mut out: Vec<(String, WalTotals)> = Vec::new();
+    let mut out = DirAccumulator::default();
     store
         .list(listing, |page| {
             for o in &page.objects {
@@ -572,21 +573,51 @@ async fn list_wal_dirs<S: ObjectStore>(
                 if dir > last.as_str() {
                     return false;
                 }
-                if !wanted.contains(dir) {
-                    continue;
-                }
-                if out.last().is_none_or(|(d, _)| d != dir) {
-                    out.push((dir.to_string(), WalTotals::default()));
-                }
-                if let Some((_, totals)) = out.last_mut() {
-                    totals.add(rest, o.size, o.last_modified, rules);
-                    if needs_restore(o.storage_class.as_deref()) {
-                        totals.archive_tier.add(o.size);
-                    }
+                if wanted.contains(dir) {
+                    out.add(dir, rest, o, rules);
                 }
             }
             true
         })
         .await?;
-    Ok(out)
+    Ok(out.finish())
+}
+
+/// Accounts the objects of consecutive WAL directories as a listing
+/// streams them (sorted, so each directory's objects are contiguous), each
+/// directory's aggregates moved into the `Arc` the cache keeps once it is
+/// complete: no copy of them is ever held beside another.
+#[derive(Default)]
+struct DirAccumulator {
+    done: Vec<(String, Arc<WalTotals>)>,
+    current: Option<(String, WalTotals)>,
+}
+
+impl DirAccumulator {
+    /// Accounts the object `o` of directory `dir` (`rest`: its key after `wals/`).
+    fn add(&mut self, dir: &str, rest: &str, o: &ObjectInfo, rules: &WalRules) {
+        if self.current.as_ref().is_none_or(|(d, _)| d != dir) {
+            self.flush();
+            self.current = Some((dir.to_string(), WalTotals::default()));
+        }
+        if let Some((_, totals)) = &mut self.current {
+            totals.add(rest, o.size, o.last_modified, rules);
+            if needs_restore(o.storage_class.as_deref()) {
+                totals.archive_tier.add(o.size);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((d, mut t)) = self.current.take() {
+            t.finish_directory();
+            self.done.push((d, Arc::new(t)));
+        }
+    }
+
+    /// Every directory accounted, in listing order.
+    fn finish(mut self) -> Vec<(String, Arc<WalTotals>)> {
+        self.flush();
+        self.done
+    }
 }

@@ -4,11 +4,12 @@
 //! does not list again come from the cache.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::cache::{MAX_ROOT_OBJECTS, RootObject};
-use super::{ServerWalk, ServerWalker, WalRoot};
+use super::{DirAccumulator, ServerWalk, ServerWalker, WalRoot};
+use crate::catalog::WalTotals;
 use crate::catalog::listing::{TailPlan, combine, tail_listing};
-use crate::catalog::{WalTotals, needs_restore};
 use crate::source::store::{Listing, ObjectStore};
 
 #[cfg(doc)]
@@ -36,7 +37,7 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
         };
         let mut root: Vec<RootObject> = cached_root.iter().filter(|o| before(&o.rest)).cloned().collect();
         let rules = &w.catalog.rules;
-        let mut listed: Vec<(String, WalTotals)> = Vec::new();
+        let mut listed = DirAccumulator::default();
         let listing = Listing {
             prefix: &wals,
             delimiter: None,
@@ -55,15 +56,7 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
                             root.push(RootObject::of(rest, o));
                             continue;
                         };
-                        if listed.last().is_none_or(|(d, _)| d != dir) {
-                            listed.push((dir.to_string(), WalTotals::default()));
-                        }
-                        if let Some((_, totals)) = listed.last_mut() {
-                            totals.add(rest, o.size, o.last_modified, rules);
-                            if needs_restore(o.storage_class.as_deref()) {
-                                totals.archive_tier.add(o.size);
-                            }
-                        }
+                        listed.add(dir, rest, o, rules);
                     }
                     true
                 })
@@ -82,10 +75,11 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
             // Unreachable: a tail is only planned from a previous walk.
             return Ok(out);
         };
+        let listed = listed.finish();
         let names: Vec<String> = listed.iter().map(|(d, _)| d.clone()).collect();
         let (now, interval) = (self.opts.now, self.opts.full_walk_interval);
         let (tail, all) = tail_listing(prev, &plan, &names, now, interval);
-        let listed: BTreeMap<String, WalTotals> = listed.into_iter().collect();
+        let listed: BTreeMap<String, Arc<WalTotals>> = listed.into_iter().collect();
         let server = &mut w.catalog;
         let c = combine(Some(prev), tail, all, listed, &server.rules, now, &mut server.wal);
         w.stats.listed_dirs += c.listed;
