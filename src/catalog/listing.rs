@@ -188,9 +188,10 @@ pub struct Combined {
 /// directory's aggregates into `into`. `now` is Unix seconds.
 ///
 /// A directory of the plan that the listing did not return was emptied in
-/// between and counts as listed and empty. A full walk that finds an old
-/// directory (not active now nor in the previous walk) changed, or one
-/// removed, is not settled: the next walk is full again.
+/// between and counts as listed and empty. A full walk that finds old
+/// directories (not active now nor in the previous walk) changed, compared
+/// summed over all of them, or one removed, is not settled: the next walk is
+/// full again.
 pub fn combine(
     prev: Option<&DirCache>,
     plan: WalListing,
@@ -206,14 +207,18 @@ pub fn combine(
     let listed_count = listed.len() as u64;
     let mut reused = 0;
     let mut changed = plan.removed;
+    // A full walk's old and new aggregates of the directories that should
+    // not have changed, summed (directories folded into spans hold their
+    // span's sum under its first one: only sums compare).
+    let (mut old_sum, mut new_sum) = (WalTotals::default(), WalTotals::default());
     let mut dirs = BTreeMap::new();
     for d in all {
         let totals = match listed.remove(&d) {
             Some(t) => {
-                let old = prev.and_then(|p| p.dirs.get(&d));
                 let expected = plan.active.contains(&d) || prev.is_some_and(|p| p.active.contains(&d));
-                if plan.full && !expected && old.is_some_and(|o| !o.same_objects(&t)) {
-                    changed = true;
+                if let Some(old) = prev.and_then(|p| p.dirs.get(&d)).filter(|_| plan.full && !expected) {
+                    old_sum.merge(old);
+                    new_sum.merge(&t);
                 }
                 t
             }
@@ -228,6 +233,9 @@ pub fn combine(
         };
         into.merge(&totals);
         dirs.insert(d, totals);
+    }
+    if !old_sum.same_objects(&new_sum) {
+        changed = true;
     }
     let cache = DirCache {
         rules: rules.clone(),

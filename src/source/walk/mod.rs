@@ -25,13 +25,14 @@
 //!    newest first, until the newest deleted backup is found (`labels`).
 
 mod cache;
+mod dirs;
 mod histories;
 mod labels;
 mod tail;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -39,15 +40,16 @@ use tokio::sync::Semaphore;
 
 use cache::{Cached, MAX_ROOT_OBJECTS, ObjectId, RootObject};
 pub use cache::{ServerCache, WalkCache};
+use dirs::{Fold, list_wal_dirs};
 
 use crate::catalog::backup_info::{BackupInfo, BackupStatus, MAX_BACKUP_INFO_BYTES};
 use crate::catalog::history::HistoryEntry;
 use crate::catalog::key::{BaseObject, classify_base, is_backup_tar};
-use crate::catalog::listing::{Chunk, combine, listing_chunks, plan_tail, plan_wal_listing};
+use crate::catalog::listing::{combine, listing_chunks, plan_tail, plan_wal_listing};
 use crate::catalog::payload::TarObject;
 use crate::catalog::retention::{BackupMeta, Keep, RetentionPolicy, WalRules};
 use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalTotals, needs_restore};
-use crate::source::store::{Listing, ObjectInfo, ObjectStore};
+use crate::source::store::{Listing, ObjectStore};
 
 /// What a walk needs besides the bucket: the retention policy to simulate, the
 /// time to simulate it at, and how to list.
@@ -502,12 +504,14 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
         let chunks = listing_chunks(&dirs, &plan.list, opts.list_concurrency);
         let wals = format!("{}wals/", self.root);
         let rules = &server.rules;
+        let fold = Fold::below(&plan.active, prev);
+        let fold = &fold;
         let mut listed: BTreeMap<String, Arc<WalTotals>> = BTreeMap::new();
         let mut lists = stream::iter(chunks)
             .map(|chunk| async {
                 // Never closed, so acquiring cannot fail.
                 let _permit = self.permits.acquire().await.ok();
-                list_wal_dirs(self.store, &wals, chunk, rules).await
+                list_wal_dirs(self.store, &wals, chunk, rules, fold).await
             })
             .buffer_unordered(opts.list_concurrency.max(1));
         while let Some(dirs) = lists.try_next().await? {
@@ -525,99 +529,5 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
         }
         w.cache.wal = c.cache;
         Ok(())
-    }
-}
-
-/// Lists a run of consecutive `wals/` directories (names in listing
-/// order) and accounts each one's objects with `rules`. One directory is
-/// listed by its prefix; several by one range listing of `wals/` from
-/// just before the first (start-after) up to the end of the last, so
-/// pages are full whatever the directories hold. Objects at the `wals/`
-/// root (history files) and directories created since the delimiter
-/// listing are left to that listing and the next walk.
-///
-/// The range starts after `<after>/` + U+10FFFF (past every key of the
-/// directory before), not after `<first>`: SeaweedFS skips a whole
-/// directory named like the `StartAfter` value, which AWS does not.
-async fn list_wal_dirs<S: ObjectStore>(
-    store: &S,
-    wals: &str,
-    chunk: Chunk,
-    rules: &WalRules,
-) -> Result<Vec<(String, Arc<WalTotals>)>, S::Error> {
-    let dirs = chunk.dirs;
-    let (Some(first), Some(last)) = (dirs.first(), dirs.last()) else {
-        return Ok(Vec::new());
-    };
-    let wanted: BTreeSet<&str> = dirs.iter().map(String::as_str).collect();
-    let (prefix, start_after) = if dirs.len() == 1 {
-        (format!("{wals}{first}/"), None)
-    } else {
-        (wals.to_string(), chunk.after.map(|a| format!("{wals}{a}/\u{10FFFF}")))
-    };
-    let listing = Listing {
-        prefix: &prefix,
-        delimiter: None,
-        start_after: start_after.as_deref(),
-    };
-    let mut out = DirAccumulator::default();
-    store
-        .list(listing, |page| {
-            for o in &page.objects {
-                let Some(rest) = o.key.strip_prefix(wals) else {
-                    continue;
-                };
-                let Some((dir, _)) = rest.split_once('/') else {
-                    continue; // a root object
-                };
-                if dir > last.as_str() {
-                    return false;
-                }
-                if wanted.contains(dir) {
-                    out.add(dir, rest, o, rules);
-                }
-            }
-            true
-        })
-        .await?;
-    Ok(out.finish())
-}
-
-/// Accounts the objects of consecutive WAL directories as a listing
-/// streams them (sorted, so each directory's objects are contiguous), each
-/// directory's aggregates moved into the `Arc` the cache keeps once it is
-/// complete: no copy of them is ever held beside another.
-#[derive(Default)]
-struct DirAccumulator {
-    done: Vec<(String, Arc<WalTotals>)>,
-    current: Option<(String, WalTotals)>,
-}
-
-impl DirAccumulator {
-    /// Accounts the object `o` of directory `dir` (`rest`: its key after `wals/`).
-    fn add(&mut self, dir: &str, rest: &str, o: &ObjectInfo, rules: &WalRules) {
-        if self.current.as_ref().is_none_or(|(d, _)| d != dir) {
-            self.flush();
-            self.current = Some((dir.to_string(), WalTotals::default()));
-        }
-        if let Some((_, totals)) = &mut self.current {
-            totals.add(rest, o.size, o.last_modified, rules);
-            if needs_restore(o.storage_class.as_deref()) {
-                totals.archive_tier.add(o.size);
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Some((d, mut t)) = self.current.take() {
-            t.finish_directory();
-            self.done.push((d, Arc::new(t)));
-        }
-    }
-
-    /// Every directory accounted, in listing order.
-    fn finish(mut self) -> Vec<(String, Arc<WalTotals>)> {
-        self.flush();
-        self.done
     }
 }

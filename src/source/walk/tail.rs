@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::cache::{MAX_ROOT_OBJECTS, RootObject};
-use super::{DirAccumulator, ServerWalk, ServerWalker, WalRoot};
+use super::dirs::{DirAccumulator, Fold};
+use super::{ServerWalk, ServerWalker, WalRoot};
 use crate::catalog::WalTotals;
 use crate::catalog::listing::{TailPlan, combine, tail_listing};
 use crate::source::store::{Listing, ObjectStore};
@@ -37,7 +38,8 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
         };
         let mut root: Vec<RootObject> = cached_root.iter().filter(|o| before(&o.rest)).cloned().collect();
         let rules = &w.catalog.rules;
-        let mut listed = DirAccumulator::default();
+        let no_fold = Fold::default();
+        let mut listed = DirAccumulator::new(&no_fold);
         let listing = Listing {
             prefix: &wals,
             delimiter: None,

@@ -411,3 +411,63 @@ async fn the_steady_state_lists_each_server_twice_and_sees_what_postgresql_adds(
     let next = walked(&m, 1e9 + 240.0, &gone.cache).await;
     assert_eq!((next.stats.full_servers, next.stats.incremental_servers), (1, 1));
 }
+
+#[tokio::test]
+async fn old_directories_are_folded_into_spans_and_walks_stay_exact() {
+    let mut m = Memory {
+        page_size: 7,
+        ..Default::default()
+    };
+    m.put(
+        "pg/c/base/20250101T000000/backup.info",
+        info(
+            "000000010000000000000001",
+            "000000010000000000000001",
+            "2025-01-01 01:00:00+00:00",
+        ),
+    );
+    for log in 0..12u32 {
+        for seg in 0..4u32 {
+            m.put(&format!("pg/c/wals/00000001{log:08X}/00000001{log:08X}{seg:08X}"), "w");
+        }
+    }
+    let cold = walked(&m, 1e9, &WalkCache::default()).await;
+    let dirs = &cold.cache.servers["c"].wal.dirs;
+    assert_eq!(dirs.len(), 12, "every directory still known by name");
+    let distinct: BTreeSet<*const crate::catalog::WalTotals> = dirs.values().map(Arc::as_ptr).collect();
+    // list_concurrency 2: at most two spans, their shared empty aggregates,
+    // and the active directory.
+    assert!(distinct.len() <= 5, "{} distinct aggregates", distinct.len());
+    assert_eq!(server(&cold, "c").wal.by_kind[0].objects, 48);
+    // The daily reconcile over an unchanged bucket finds nothing changed.
+    let reconcile = walk(
+        &m,
+        "pg/",
+        WalkOptions {
+            full_walk_interval: 0.0,
+            ..opts(1e9 + 60.0)
+        },
+        &cold.cache,
+    )
+    .await
+    .unwrap();
+    assert!(reconcile.stats.is_full());
+    let settled = &reconcile.cache.servers["c"].wal;
+    assert!(settled.settled, "folding must not look like a change");
+    // New WAL and a rollover; then an old segment deleted by hand, which the
+    // next reconcile sees as a change.
+    m.put("pg/c/wals/000000010000000B/000000010000000B00000004", "w");
+    m.put("pg/c/wals/000000010000000C/000000010000000C00000000", "w");
+    let inc = walked(&m, 1e9 + 120.0, &reconcile.cache).await;
+    let fresh = walked(&m, 1e9 + 120.0, &WalkCache::default()).await;
+    assert_eq!(facts(server(&inc, "c")), facts(server(&fresh, "c")));
+    m.objects.remove("pg/c/wals/0000000100000003/000000010000000300000002");
+    let full = WalkOptions {
+        full_walk_interval: 0.0,
+        ..opts(1e9 + 180.0)
+    };
+    let changed = walk(&m, "pg/", full, &inc.cache).await.unwrap();
+    assert!(!changed.cache.servers["c"].wal.settled);
+    let fresh = walked(&m, 1e9 + 180.0, &WalkCache::default()).await;
+    assert_eq!(facts(server(&changed, "c")), facts(server(&fresh, "c")));
+}

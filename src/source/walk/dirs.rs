@@ -1,0 +1,183 @@
+//! Step 4 of the walk: range listings of consecutive WAL directories, each
+//! directory's objects accounted as the pages stream by ([`DirAccumulator`]),
+//! old directories folded into spans ([`Fold`]).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::catalog::listing::{Chunk, DirCache};
+use crate::catalog::retention::WalRules;
+use crate::catalog::{WalTotals, needs_restore};
+use crate::source::store::{Listing, ObjectInfo, ObjectStore};
+
+#[cfg(doc)]
+use crate::catalog::listing::combine;
+
+/// Lists a run of consecutive `wals/` directories (names in listing
+/// order) and accounts each one's objects with `rules`. One directory is
+/// listed by its prefix; several by one range listing of `wals/` from
+/// just before the first (start-after) up to the end of the last, so
+/// pages are full whatever the directories hold. Objects at the `wals/`
+/// root (history files) and directories created since the delimiter
+/// listing are left to that listing and the next walk.
+///
+/// The range starts after `<after>/` + U+10FFFF (past every key of the
+/// directory before), not after `<first>`: SeaweedFS skips a whole
+/// directory named like the `StartAfter` value, which AWS does not.
+pub(super) async fn list_wal_dirs<S: ObjectStore>(
+    store: &S,
+    wals: &str,
+    chunk: Chunk,
+    rules: &WalRules,
+    fold: &Fold,
+) -> Result<Vec<(String, Arc<WalTotals>)>, S::Error> {
+    let dirs = chunk.dirs;
+    let (Some(first), Some(last)) = (dirs.first(), dirs.last()) else {
+        return Ok(Vec::new());
+    };
+    let wanted: BTreeSet<&str> = dirs.iter().map(String::as_str).collect();
+    let (prefix, start_after) = if dirs.len() == 1 {
+        (format!("{wals}{first}/"), None)
+    } else {
+        (wals.to_string(), chunk.after.map(|a| format!("{wals}{a}/\u{10FFFF}")))
+    };
+    let listing = Listing {
+        prefix: &prefix,
+        delimiter: None,
+        start_after: start_after.as_deref(),
+    };
+    let mut out = DirAccumulator::new(fold);
+    store
+        .list(listing, |page| {
+            for o in &page.objects {
+                let Some(rest) = o.key.strip_prefix(wals) else {
+                    continue;
+                };
+                let Some((dir, _)) = rest.split_once('/') else {
+                    continue; // a root object
+                };
+                if dir > last.as_str() {
+                    return false;
+                }
+                if wanted.contains(dir) {
+                    out.add(dir, rest, o, rules);
+                }
+            }
+            true
+        })
+        .await?;
+    Ok(out.finish())
+}
+
+/// Which listed WAL directories are folded into spans: those below the
+/// oldest active one that were not active in the last walk either (their
+/// change would be expected, see [`combine`]).
+///
+/// A span keeps the merged aggregates of its consecutive directories under
+/// its first one, and an empty aggregate (one allocation shared by the span)
+/// under the others: every directory stays known by name (removals and new
+/// directories are still seen), merging them all still gives the server's
+/// totals, and memory per old directory is its name and a pointer instead of
+/// its own aggregates. A full walk compares the old and new aggregates of
+/// such directories summed over all of them ([`combine`]), so how they were
+/// grouped does not matter.
+#[derive(Debug, Default)]
+pub(super) struct Fold {
+    /// Fold directories sorting before this one (`None`: fold none).
+    below: Option<String>,
+    /// Never fold these.
+    keep: BTreeSet<String>,
+}
+
+impl Fold {
+    /// The fold of a walk whose active directories are `active`, after the
+    /// walk that left `prev`.
+    pub(super) fn below(active: &BTreeSet<String>, prev: Option<&DirCache>) -> Self {
+        Self {
+            below: active.first().cloned(),
+            keep: prev.map(|p| p.active.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn folds(&self, dir: &str) -> bool {
+        self.below.as_deref().is_some_and(|b| dir < b) && !self.keep.contains(dir)
+    }
+}
+
+/// Accounts the objects of consecutive WAL directories as a listing
+/// streams them (sorted, so each directory's objects are contiguous), each
+/// directory's aggregates moved into the `Arc` the cache keeps once it is
+/// complete (no copy of them is ever held beside another), and the
+/// directories [`Fold`] picks merged into spans as they complete, so that a
+/// walk of tens of thousands of directories holds one span's aggregates, not
+/// one per directory.
+pub(super) struct DirAccumulator<'f> {
+    fold: &'f Fold,
+    done: Vec<(String, Arc<WalTotals>)>,
+    current: Option<(String, WalTotals)>,
+    /// The span being built: its first directory and merged aggregates.
+    span: Option<(String, WalTotals)>,
+    /// The empty aggregate the other directories of spans share.
+    folded: Arc<WalTotals>,
+}
+
+impl<'f> DirAccumulator<'f> {
+    /// An accumulator folding as `fold` says.
+    pub(super) fn new(fold: &'f Fold) -> Self {
+        Self {
+            fold,
+            done: Vec::new(),
+            current: None,
+            span: None,
+            folded: Arc::default(),
+        }
+    }
+
+    /// Accounts the object `o` of directory `dir` (`rest`: its key after `wals/`).
+    pub(super) fn add(&mut self, dir: &str, rest: &str, o: &ObjectInfo, rules: &WalRules) {
+        if self.current.as_ref().is_none_or(|(d, _)| d != dir) {
+            self.flush();
+            self.current = Some((dir.to_string(), WalTotals::default()));
+        }
+        if let Some((_, totals)) = &mut self.current {
+            totals.add(rest, o.size, o.last_modified, rules);
+            if needs_restore(o.storage_class.as_deref()) {
+                totals.archive_tier.add(o.size);
+            }
+        }
+    }
+
+    /// Completes the current directory: into the span, or on its own (which
+    /// ends the span).
+    fn flush(&mut self) {
+        let Some((d, mut t)) = self.current.take() else {
+            return;
+        };
+        t.finish_directory();
+        if self.fold.folds(&d) {
+            match &mut self.span {
+                Some((_, span)) => {
+                    span.merge(&t);
+                    self.done.push((d, self.folded.clone()));
+                }
+                None => self.span = Some((d, t)),
+            }
+        } else {
+            self.end_span();
+            self.done.push((d, Arc::new(t)));
+        }
+    }
+
+    fn end_span(&mut self) {
+        if let Some((d, t)) = self.span.take() {
+            self.done.push((d, Arc::new(t)));
+        }
+    }
+
+    /// Every directory accounted (in no particular order).
+    pub(super) fn finish(mut self) -> Vec<(String, Arc<WalTotals>)> {
+        self.flush();
+        self.end_span();
+        self.done
+    }
+}
