@@ -199,113 +199,119 @@ pub struct Run {
 /// Memory grows with the number of gaps and directories, not with the number of
 /// segments: a healthy 256-segment directory is one run. Segment numbers are
 /// stored as `(log, seg)`, independent of the segment size, which is applied
-/// only when asking questions in linear `segno` terms. The directories are a
-/// vector sorted by `(timeline, log)`, not a map: the walk keeps one index per
-/// listed directory between cycles, and a map's node (about 380 bytes) would
-/// be most of its size.
+/// only when asking questions in linear `segno` terms. The runs are one flat
+/// vector sorted by `(timeline, log, seg)`, 24 bytes a run: the walk keeps an
+/// index per listed directory and the server's between cycles, so a map's
+/// node (about 380 bytes) or a vector per directory would be most of its size.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct WalIndex {
-    dirs: Vec<((u32, u32), Vec<Run>)>,
+    runs: Vec<DirRun>,
+}
+
+/// A [`Run`] of one `(timeline, log)` directory.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+struct DirRun {
+    timeline: u32,
+    log: u32,
+    run: Run,
+}
+
+impl DirRun {
+    /// The sort key of the run's end.
+    fn end_key(&self) -> (u32, u32, u32) {
+        (self.timeline, self.log, self.run.end)
+    }
+
+    fn same_dir(&self, timeline: u32, log: u32) -> bool {
+        self.timeline == timeline && self.log == log
+    }
 }
 
 impl WalIndex {
     /// Records a present full segment with its `LastModified` (Unix seconds).
     pub fn insert(&mut self, seg: SegmentName, modified: f64) {
-        let runs = self.runs_mut((seg.timeline, seg.log));
-        let s = seg.seg;
-        // Listings arrive sorted, so the common case appends to the last run.
-        if let Some(last) = runs.last_mut() {
-            if s == last.end.wrapping_add(1) {
-                last.end = s;
-                last.newest_modified = last.newest_modified.max(modified);
+        let (t, l, s) = (seg.timeline, seg.log, seg.seg);
+        // Listings arrive sorted, so the common case extends the last run.
+        if let Some(last) = self.runs.last_mut()
+            && last.same_dir(t, l)
+        {
+            if s == last.run.end.wrapping_add(1) {
+                last.run.end = s;
+                last.run.newest_modified = last.run.newest_modified.max(modified);
                 return;
             }
-            if (last.start..=last.end).contains(&s) {
-                last.newest_modified = last.newest_modified.max(modified);
+            if (last.run.start..=last.run.end).contains(&s) {
+                last.run.newest_modified = last.run.newest_modified.max(modified);
                 return;
             }
         }
-        let pos = runs.partition_point(|r| r.end < s);
-        if let Some(r) = runs.get_mut(pos)
-            && r.start <= s
+        let pos = self.runs.partition_point(|r| r.end_key() < (t, l, s));
+        if let Some(r) = self.runs.get_mut(pos)
+            && r.same_dir(t, l)
+            && r.run.start <= s
         {
-            r.newest_modified = r.newest_modified.max(modified);
+            r.run.newest_modified = r.run.newest_modified.max(modified);
             return;
         }
-        runs.insert(
+        let run = Run {
+            start: s,
+            end: s,
+            newest_modified: modified,
+        };
+        self.runs.insert(
             pos,
-            Run {
-                start: s,
-                end: s,
-                newest_modified: modified,
+            DirRun {
+                timeline: t,
+                log: l,
+                run,
             },
         );
-        // Merge with neighbours that became adjacent.
-        if pos + 1 < runs.len() && runs[pos + 1].start == s + 1 {
-            let next = runs.remove(pos + 1);
-            runs[pos].end = next.end;
-            runs[pos].newest_modified = runs[pos].newest_modified.max(next.newest_modified);
+        // Merge with neighbours of the same directory that became adjacent.
+        if let Some(next) = self.runs.get(pos + 1).copied()
+            && next.same_dir(t, l)
+            && next.run.start == s + 1
+        {
+            self.runs.remove(pos + 1);
+            let cur = &mut self.runs[pos].run;
+            cur.end = next.run.end;
+            cur.newest_modified = cur.newest_modified.max(next.run.newest_modified);
         }
-        if pos > 0 && runs[pos - 1].end + 1 == s {
-            let cur = runs.remove(pos);
-            runs[pos - 1].end = cur.end;
-            runs[pos - 1].newest_modified = runs[pos - 1].newest_modified.max(cur.newest_modified);
+        if pos > 0 && self.runs[pos - 1].same_dir(t, l) && self.runs[pos - 1].run.end + 1 == s {
+            let cur = self.runs.remove(pos);
+            let prev = &mut self.runs[pos - 1].run;
+            prev.end = cur.run.end;
+            prev.newest_modified = prev.newest_modified.max(cur.run.newest_modified);
         }
     }
 
-    /// The runs of directory `key`, created empty (in order) if missing.
-    fn runs_mut(&mut self, key: (u32, u32)) -> &mut Vec<Run> {
-        // Listings arrive sorted: the common case is the last directory or a new last one.
-        let pos = match self.dirs.last() {
-            Some((k, _)) if *k == key => self.dirs.len() - 1,
-            Some((k, _)) if *k < key => {
-                self.dirs.push((key, Vec::new()));
-                self.dirs.len() - 1
-            }
-            None => {
-                // One directory is the common size of a per-directory index.
-                self.dirs.reserve_exact(1);
-                self.dirs.push((key, Vec::new()));
-                0
-            }
-            Some(_) => match self.dirs.binary_search_by_key(&key, |(k, _)| *k) {
-                Ok(i) => i,
-                Err(i) => {
-                    self.dirs.insert(i, (key, Vec::new()));
-                    i
-                }
-            },
-        };
-        &mut self.dirs[pos].1
-    }
-
-    /// The directories of `timeline`, in order.
-    fn on_timeline(&self, timeline: u32) -> &[((u32, u32), Vec<Run>)] {
-        let from = self.dirs.partition_point(|((t, _), _)| *t < timeline);
-        let to = self.dirs.partition_point(|((t, _), _)| *t <= timeline);
-        &self.dirs[from..to]
+    /// The runs of `timeline`, in order.
+    fn on_timeline(&self, timeline: u32) -> &[DirRun] {
+        let from = self.runs.partition_point(|r| r.timeline < timeline);
+        let to = self.runs.partition_point(|r| r.timeline <= timeline);
+        &self.runs[from..to]
     }
 
     /// Whether the full segment exists.
     pub fn contains(&self, seg: SegmentName) -> bool {
-        self.dirs
-            .binary_search_by_key(&(seg.timeline, seg.log), |(k, _)| *k)
-            .is_ok_and(|i| self.dirs[i].1.iter().any(|r| (r.start..=r.end).contains(&seg.seg)))
+        let pos = self
+            .runs
+            .partition_point(|r| r.end_key() < (seg.timeline, seg.log, seg.seg));
+        self.runs
+            .get(pos)
+            .is_some_and(|r| r.same_dir(seg.timeline, seg.log) && r.run.start <= seg.seg)
     }
 
     /// The highest timeline with a segment.
     pub fn newest_timeline(&self) -> Option<u32> {
-        self.dirs.last().map(|((t, _), _)| *t)
+        self.runs.last().map(|r| r.timeline)
     }
 
     /// The highest segment on `timeline`.
     pub fn newest_on(&self, timeline: u32) -> Option<SegmentName> {
-        self.on_timeline(timeline).last().and_then(|((t, log), runs)| {
-            runs.last().map(|r| SegmentName {
-                timeline: *t,
-                log: *log,
-                seg: r.end,
-            })
+        self.on_timeline(timeline).last().map(|r| SegmentName {
+            timeline: r.timeline,
+            log: r.log,
+            seg: r.run.end,
         })
     }
 
@@ -314,19 +320,17 @@ impl WalIndex {
     pub fn segno_runs(&self, timeline: u32, segment_size: u64) -> Vec<(u64, u64, f64)> {
         let per = segments_per_log(segment_size);
         let mut out: Vec<(u64, u64, f64)> = Vec::new();
-        for ((_, log), runs) in self.on_timeline(timeline) {
-            for r in runs {
-                let (a, b) = (
-                    u64::from(*log) * per + u64::from(r.start),
-                    u64::from(*log) * per + u64::from(r.end),
-                );
-                match out.last_mut() {
-                    Some(last) if last.1 + 1 == a => {
-                        last.1 = b;
-                        last.2 = last.2.max(r.newest_modified);
-                    }
-                    _ => out.push((a, b, r.newest_modified)),
+        for r in self.on_timeline(timeline) {
+            let (a, b) = (
+                u64::from(r.log) * per + u64::from(r.run.start),
+                u64::from(r.log) * per + u64::from(r.run.end),
+            );
+            match out.last_mut() {
+                Some(last) if last.1 + 1 == a => {
+                    last.1 = b;
+                    last.2 = last.2.max(r.run.newest_modified);
                 }
+                _ => out.push((a, b, r.run.newest_modified)),
             }
         }
         out
@@ -334,23 +338,39 @@ impl WalIndex {
 
     /// Adds every segment of `other` (the index of another directory listing).
     pub fn merge(&mut self, other: &WalIndex) {
-        for &((timeline, log), ref runs) in &other.dirs {
-            let mine = self.runs_mut((timeline, log));
-            if mine.is_empty() {
-                mine.clone_from(runs);
-                continue;
-            }
-            for r in runs {
-                for seg in r.start..=r.end {
-                    self.insert(SegmentName { timeline, log, seg }, r.newest_modified);
-                }
+        // Directories merged in order (the walk's case): other's runs all sort
+        // after ours, in other directories, and are appended as they are.
+        let after = match (self.runs.last(), other.runs.first()) {
+            (Some(last), Some(first)) => (last.timeline, last.log) < (first.timeline, first.log),
+            _ => true,
+        };
+        if after {
+            self.runs.extend_from_slice(&other.runs);
+            return;
+        }
+        for r in &other.runs {
+            for seg in r.run.start..=r.run.end {
+                let name = SegmentName {
+                    timeline: r.timeline,
+                    log: r.log,
+                    seg,
+                };
+                self.insert(name, r.run.newest_modified);
             }
         }
     }
 
     /// Number of directories and runs held (for memory accounting).
     pub fn size(&self) -> (usize, usize) {
-        (self.dirs.len(), self.dirs.iter().map(|(_, runs)| runs.len()).sum())
+        let mut dirs = 0;
+        let mut last = None;
+        for r in &self.runs {
+            if last != Some((r.timeline, r.log)) {
+                dirs += 1;
+                last = Some((r.timeline, r.log));
+            }
+        }
+        (dirs, self.runs.len())
     }
 }
 
