@@ -2,6 +2,7 @@
 """Turns scripts/bench.py's JSON into the tables of docs/benchmarks.md.
 
 usage: bench_table.py RESULTS.json N SMALL_N SERVERS
+       bench_table.py --shapes RESULTS-shapes.json N SERVERS   (bench_shapes.py's)
 """
 import json
 import math
@@ -105,7 +106,59 @@ def smoke_checks(results, servers):
     return not problems
 
 
+PROVIDERS = {"s3": "S3 (SeaweedFS)", "azure": "Azure Blob Storage (Azurite)", "gcs": "GCS (fake-gcs-server)"}
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def cloud_table(c, servers):
+    objects = c["cold"]["s3"]["objects"]
+    print(f"| provider ({objects:,} objects, {servers} servers, same layout) | cold walk: wall time "
+          "| cold walk: requests (by operation) | cold walk: peak RSS | steady-state cycle: wall time / requests |")
+    print("|---|---|---|---|---|")
+    for p, label in PROVIDERS.items():
+        w, inc = c["cold"][p], c["incremental"][p]
+        ops = ", ".join(f"{k} {v}" for k, v in sorted(w["by_operation"].items()))
+        print(f"| {label} | {w['seconds']:.2f} s | {w['requests']} ({ops}) | {mib(w['peak_rss_bytes'])} "
+              f"| {inc['seconds']:.3f} s / {inc['requests']} |")
+
+
+def shapes_main(path):
+    r = json.load(open(path))
+    servers = int(sys.argv[4])
+    if "cloud" in r:
+        cloud_table(r["cloud"], servers)
+        print()
+
+
+def shapes_checks(path, servers):
+    """What must hold at any N for the cloud runs."""
+    r = json.load(open(path))
+    problems = []
+    if "cloud" in r:
+        c = r["cloud"]
+        seen = {p: c["cold"][p]["objects"] for p in PROVIDERS}
+        if len(set(seen.values())) != 1:
+            problems.append(f"the providers saw different layouts: {seen}")
+        for p in PROVIDERS:
+            if c["cold"][p]["reused_dirs"] or not c["cold"][p]["listed_dirs"]:
+                problems.append(f"{p}: the cold walk was not cold: {c['cold'][p]}")
+            if not c["incremental"][p]["reused_dirs"]:
+                problems.append(f"{p}: the steady-state cycle reused nothing: {c['incremental'][p]}")
+    for p in problems:
+        print(f"bench smoke: {p}", file=sys.stderr)
+    return not problems
+
+
 if __name__ == "__main__":
-    main()
-    if os.environ.get("BCE_BENCH_ASSERT") == "1" and not smoke_checks(sys.argv[1], int(sys.argv[4])):
-        sys.exit(1)
+    check = os.environ.get("BCE_BENCH_ASSERT") == "1"
+    if sys.argv[1] == "--shapes":
+        shapes_main(sys.argv[2])
+        if check and not shapes_checks(sys.argv[2], int(sys.argv[4])):
+            sys.exit(1)
+    else:
+        main()
+        if check and not smoke_checks(sys.argv[1], int(sys.argv[4])):
+            sys.exit(1)
