@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark behind docs/benchmarks.md: the exporter vs the two Python jobs
 # it replaces, against one local SeaweedFS on loopback, in one run; the cold
-# walk on Azure (Azurite) and GCS (fake-gcs-server) at the same N.
+# walk on Azure (Azurite) and GCS (fake-gcs-server) at the same N; and the
+# fleet shape (many servers over many targets in one bucket).
 #
 # usage: scripts/bench.sh [N]      N WAL objects in the big data set
 #                                  (default 1000000; the published run)
@@ -18,9 +19,10 @@
 #      servers each: the big set (N WAL objects), the small set (N/10, for
 #      memory flatness), a tiny set (2,000) walked by the 49 extra targets of
 #      the load test, the cloud set (min(N, BCE_BENCH_CLOUD_MAX) objects) in all three
-#      stores;
+#      stores, and the fleet (TARGETS x SERVERS x WAL) with its 4-server
+#      counterpart of as many objects;
 #   4. runs scripts/bench.py (the S3 measurements) and scripts/bench_shapes.py
-#      (cloud; see their docstrings), writes the JSON to
+#      (cloud and fleet; see their docstrings), writes the JSON to
 #      $BCE_BENCH_DIR/results-N.json and results-N-shapes.json and prints the
 #      tables of docs/benchmarks.md on stdout;
 #   5. stops the three stores (their data stays for the next run; delete
@@ -35,6 +37,8 @@
 #      BCE_BENCH_CLOUD_MAX (25000: the emulators' set is min(N, this);
 #      Azurite slows down as its database grows: about 170 PUT/s up to
 #      25,000 blobs, under 50/s past 35,000),
+#      BCE_BENCH_FLEET (4:5:50 = TARGETS:SERVERS_PER_TARGET:WAL_PER_SERVER,
+#      a small fleet; 1 = 100:10:1000, the issue's 1,000 servers; 0 skips it),
 #      BCE_BENCH_PROFILE (release; debug for the CI smoke run, which only
 #      checks that everything runs: its figures mean nothing).
 # The published figures are from a release build on an otherwise idle machine.
@@ -52,6 +56,13 @@ SEED_CONCURRENCY="${BCE_BENCH_SEED_CONCURRENCY:-64}"
 CLOUD="${BCE_BENCH_CLOUD:-1}"
 CLOUD_N="${BCE_BENCH_CLOUD_MAX:-25000}"
 ((CLOUD_N > N)) && CLOUD_N=$N
+FLEET="${BCE_BENCH_FLEET:-4:5:50}"
+[[ "$FLEET" == 1 ]] && FLEET=100:10:1000
+if [[ "$FLEET" != 0 ]]; then
+  [[ "$FLEET" =~ ^([0-9]+):([0-9]+):([0-9]+)$ ]] || die "BCE_BENCH_FLEET must be 0, 1 or TARGETS:SERVERS:WAL"
+  FLEET_T=${BASH_REMATCH[1]} FLEET_S=${BASH_REMATCH[2]} FLEET_W=${BASH_REMATCH[3]}
+  FLEET_N=$((FLEET_T * FLEET_S * FLEET_W))
+fi
 BASELINE="$BCE_REPO_ROOT/bench/baseline"
 for job in backup_health_check.py storage_usage_report.py; do
   if [[ -f "$BCE_REPO_ROOT/../shared/baseline/$job" ]]; then
@@ -159,6 +170,13 @@ if [[ "$CLOUD" != 0 ]]; then
   done
   shapes+=(--cloud "n$CLOUD_N-s$SERVERS" --azure-env "$DIR/azure/azure.env"
     --azure-sas "$DIR/azure/sas-token" --gcs-env "$DIR/gcs/gcs.env")
+fi
+if [[ "$FLEET" != 0 ]]; then
+  FLEET_PREFIX="fleet-t$FLEET_T-s$FLEET_S-w$FLEET_W"
+  seed s3 "$FLEET_PREFIX" "$FLEET_S" "$FLEET_W" "$FLEET_T"
+  seed s3 "n$FLEET_N-s4" 4 $((FLEET_N / 4))
+  shapes+=(--fleet "$FLEET_PREFIX" --fleet-targets "$FLEET_T" --fleet-servers "$FLEET_S"
+    --fleet-four "n$FLEET_N-s4")
 fi
 
 log "measuring (load average $(cut -d' ' -f1-3 /proc/loadavg))"
