@@ -1,27 +1,45 @@
 //! Seeds a synthetic barman-cloud layout for `scripts/bench.sh`: `servers`
-//! server prefixes under `s3://<bucket>/<prefix>/`, each with a run of WAL
+//! server prefixes under `<bucket>/<prefix>/` (or under each of `targets`
+//! target prefixes `<prefix>/tNNN/`: the fleet shape), each with a run of WAL
 //! segments on timeline 1 (valid names, 256 per `wals/<TLI><LOG>/` directory
-//! as with 16 MiB segments, empty bodies so the S3 server's disk is not the
+//! as with 16 MiB segments, empty bodies so the server's disk is not the
 //! bottleneck), a `.backup` label and a base backup (`backup.info` in barman's
-//! real format plus a small `data.tar`) every `wal / servers / backups`
-//! segments. `wal` objects are written in all, with `concurrency` PUTs in
-//! flight.
+//! real format plus a small `data.tar`) every `wal / backups` segments.
+//! `wal` objects are written per server, with `concurrency` PUTs in flight.
 //!
 //! This is a benchmark tool, not part of the exporter (which never writes to
 //! a bucket); it is built only with `--features bench-tools`:
 //!
 //! ```text
 //! cargo run --release --features bench-tools --example bench_seed -- \
-//!     ENDPOINT BUCKET PREFIX SERVERS WAL BACKUPS CONCURRENCY
+//!     --store s3 --endpoint URL --bucket B --prefix P --servers 4 --wal 250000
 //! ```
 //!
-//! Credentials come from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+//! Stores: `s3` (`aws-sdk-s3`; credentials from `AWS_ACCESS_KEY_ID` /
+//! `AWS_SECRET_ACCESS_KEY`), `azure` (`object_store`; `--endpoint` is the blob
+//! endpoint, e.g. Azurite's `http://127.0.0.1:P/devstoreaccount1`, the
+//! account its last path segment, the key from `AZURE_STORAGE_KEY`), and
+//! `emit`: one JSON line per object (`{"key", "body"}`, body in base64) and
+//! `{"done": MARKER}` after each server's objects, for a writer in another
+//! language (`scripts/cloudtool.py gcs put-many`: fake-gcs-server does not
+//! take `object_store`'s XML-API uploads).
+//!
+//! Resumable: with `--done DIR`, a marker file per finished server prefix is
+//! written there, and servers that have one are skipped, so an interrupted
+//! seed continues where it stopped.
 
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use base64::Engine;
+use clap::{Parser, ValueEnum};
 use futures_util::{StreamExt, TryStreamExt, stream};
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 /// One object to write.
 struct Put {
@@ -55,8 +73,7 @@ fn backup_info(begin: u64, unix: i64) -> String {
 }
 
 /// Every object of one server, in key order.
-fn server_objects(prefix: &str, server: usize, wal: u64, backups: u64) -> Vec<Put> {
-    let root = format!("{prefix}/bench-{server:03}");
+fn server_objects(root: &str, wal: u64, backups: u64) -> Vec<Put> {
     let every = (wal / backups.max(1)).max(1);
     let start = 1_700_000_000_i64;
     let mut out = Vec::with_capacity(wal as usize + 3 * backups as usize);
@@ -97,58 +114,198 @@ fn server_objects(prefix: &str, server: usize, wal: u64, backups: u64) -> Vec<Pu
     out
 }
 
+/// Where the objects go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    /// An S3 endpoint (path style).
+    S3,
+    /// An Azure Blob Storage endpoint (Azurite).
+    Azure,
+    /// JSON lines on stdout.
+    Emit,
+}
+
+/// The command line.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Where the objects go.
+    #[arg(long, value_enum)]
+    store: StoreKind,
+    /// S3 endpoint, or the Azure blob endpoint (`.../<account>`).
+    #[arg(long, default_value = "")]
+    endpoint: String,
+    /// Bucket (S3) or container (Azure).
+    #[arg(long, default_value = "")]
+    bucket: String,
+    /// Key prefix of the data set (no trailing slash).
+    #[arg(long)]
+    prefix: String,
+    /// Server prefixes (per target prefix when `--targets` is given).
+    #[arg(long)]
+    servers: usize,
+    /// Objects per server (WAL segments, labels and backups).
+    #[arg(long)]
+    wal: u64,
+    /// Target prefixes `<prefix>/tNNN/`, each with `--servers` servers; 0:
+    /// the servers directly under `<prefix>/`.
+    #[arg(long, default_value_t = 0)]
+    targets: usize,
+    /// Base backups per server.
+    #[arg(long, default_value_t = 8)]
+    backups: u64,
+    /// PUTs in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Directory of per-server markers (resumable seeding).
+    #[arg(long)]
+    done: Option<PathBuf>,
+}
+
+/// The writer of one store.
+enum Writer {
+    S3 { client: Client, bucket: String },
+    Azure(Arc<dyn ObjectStore>),
+    Emit,
+}
+
+impl Writer {
+    fn new(args: &Args) -> Result<Self, Box<dyn std::error::Error>> {
+        Ok(match args.store {
+            StoreKind::S3 => {
+                let creds = Credentials::new(
+                    std::env::var("AWS_ACCESS_KEY_ID")?,
+                    std::env::var("AWS_SECRET_ACCESS_KEY")?,
+                    None,
+                    None,
+                    "bench",
+                );
+                let conf = aws_sdk_s3::config::Builder::new()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new("us-east-1"))
+                    .endpoint_url(&args.endpoint)
+                    .force_path_style(true)
+                    .credentials_provider(creds)
+                    .build();
+                Self::S3 {
+                    client: Client::from_conf(conf),
+                    bucket: args.bucket.clone(),
+                }
+            }
+            StoreKind::Azure => {
+                let account = args
+                    .endpoint
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default();
+                let store = MicrosoftAzureBuilder::new()
+                    .with_account(account)
+                    .with_access_key(std::env::var("AZURE_STORAGE_KEY")?)
+                    .with_container_name(&args.bucket)
+                    .with_endpoint(args.endpoint.clone())
+                    .with_allow_http(true)
+                    .build()?;
+                Self::Azure(Arc::new(store))
+            }
+            StoreKind::Emit => Self::Emit,
+        })
+    }
+
+    async fn put(&self, p: Put) -> Result<(), String> {
+        match self {
+            Self::S3 { client, bucket } => client
+                .put_object()
+                .bucket(bucket)
+                .key(&p.key)
+                .body(p.body.into())
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("PUT {}: {}", p.key, aws_sdk_s3::error::DisplayErrorContext(&e))),
+            Self::Azure(store) => store
+                .put(&object_store::path::Path::from(p.key.as_str()), p.body.into())
+                .await
+                .map(drop)
+                .map_err(|e| format!("PUT {}: {e}", p.key)),
+            Self::Emit => {
+                let line = serde_json::json!({
+                    "key": p.key,
+                    "body": base64::engine::general_purpose::STANDARD.encode(&p.body),
+                });
+                writeln!(std::io::stdout().lock(), "{line}").map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// The server prefixes of the data set, in key order.
+fn roots(args: &Args) -> Vec<String> {
+    let servers = |base: String| (0..args.servers).map(move |s| format!("{base}/bench-{s:03}"));
+    if args.targets == 0 {
+        servers(args.prefix.clone()).collect()
+    } else {
+        (0..args.targets)
+            .flat_map(|t| servers(format!("{}/t{t:03}", args.prefix)))
+            .collect()
+    }
+}
+
+/// The marker of a finished server prefix.
+fn marker(done: &std::path::Path, root: &str) -> PathBuf {
+    done.join(root.replace('/', "_"))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [endpoint, bucket, prefix, servers, wal, backups, concurrency] = args.as_slice() else {
-        return Err("usage: bench_seed ENDPOINT BUCKET PREFIX SERVERS WAL BACKUPS CONCURRENCY".into());
-    };
-    let (servers, wal, backups, concurrency): (usize, u64, u64, usize) =
-        (servers.parse()?, wal.parse()?, backups.parse()?, concurrency.parse()?);
-    let creds = Credentials::new(
-        std::env::var("AWS_ACCESS_KEY_ID")?,
-        std::env::var("AWS_SECRET_ACCESS_KEY")?,
-        None,
-        None,
-        "bench",
-    );
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(creds)
-        .build();
-    let client = Client::from_conf(conf);
+    let args = Args::parse();
+    let writer = Writer::new(&args)?;
+    if let Some(d) = &args.done {
+        std::fs::create_dir_all(d)?;
+    }
+    let todo: Vec<String> = roots(&args)
+        .into_iter()
+        .filter(|r| args.done.as_deref().is_none_or(|d| !marker(d, r).exists()))
+        .collect();
+    let skipped = roots(&args).len() - todo.len();
+    if skipped > 0 {
+        eprintln!("bench_seed: {skipped} servers already seeded, {} to go", todo.len());
+    }
     let started = Instant::now();
-    let per_server = wal / servers as u64;
-    let puts = (0..servers).flat_map(|s| server_objects(prefix, s, per_server, backups));
-    let written = stream::iter(puts)
-        .map(|p| {
-            let client = &client;
-            async move {
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(&p.key)
-                    .body(p.body.into())
-                    .send()
-                    .await
-                    .map_err(|e| format!("PUT {}: {}", p.key, aws_sdk_s3::error::DisplayErrorContext(&e)))
+    let (mut written, mut reported) = (0u64, 0u64);
+    // Servers in batches, so each one's marker is written once all its
+    // objects are: an interrupted seed loses at most one batch.
+    let batch = (args.concurrency as u64 * 64 / args.wal.max(1)).clamp(1, 64) as usize;
+    for roots in todo.chunks(batch) {
+        let puts = roots.iter().flat_map(|r| server_objects(r, args.wal, args.backups));
+        written += stream::iter(puts)
+            .map(|p| writer.put(p))
+            .buffer_unordered(args.concurrency)
+            .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+            .await?;
+        for r in roots {
+            match (&args.done, &writer) {
+                (Some(d), Writer::Emit) => {
+                    let line = serde_json::json!({"done": marker(d, r)});
+                    writeln!(std::io::stdout().lock(), "{line}")?;
+                }
+                (Some(d), _) => std::fs::write(marker(d, r), b"")?,
+                (None, _) => {}
             }
-        })
-        .buffer_unordered(concurrency)
-        .try_fold(0u64, |n, _| async move {
-            if (n + 1) % 100_000 == 0 {
-                eprintln!("bench_seed: {} objects", n + 1);
-            }
-            Ok(n + 1)
-        })
-        .await?;
+        }
+        if args.store != StoreKind::Emit && written / 100_000 > reported {
+            reported = written / 100_000;
+            eprintln!("bench_seed: {written} objects");
+        }
+    }
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    let summary = format!(
         "{{\"objects\": {written}, \"seconds\": {secs:.1}, \"per_second\": {:.0}}}",
-        written as f64 / secs
+        written as f64 / secs.max(1e-3)
     );
+    if args.store == StoreKind::Emit {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
     Ok(())
 }

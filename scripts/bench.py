@@ -108,34 +108,43 @@ def python_jobs(args, s3, prefix, servers):
     return result
 
 
-def target_yaml(name, s3, destination, keys_dir):
-    return f"""  - name: {name}
+def target_yaml(name, s3, destination, keys_dir, extra=None):
+    """One target: an s3:// one on SeaweedFS with the key files in keys_dir,
+    or any other destination with the YAML keys in extra (credentials)."""
+    out = f"""  - name: {name}
     destination_path: "{destination}"
-    endpoint_url: "{s3['S3_ENDPOINT']}"
+"""
+    if destination.startswith("s3://"):
+        out += f"""    endpoint_url: "{s3['S3_ENDPOINT']}"
     region: "{s3.get('S3_REGION', 'us-east-1')}"
     force_path_style: true
     access_key_id_file: "{keys_dir}/ak"
     secret_access_key_file: "{keys_dir}/sk"
 """
+    for k, v in (extra or {}).items():
+        out += f'    {k}: "{v}"\n'
+    return out
 
 
 class Exporter:
-    """The real binary on a free loopback port with a generated config."""
+    """The real binary on a free loopback port with a generated config.
+    targets: (name, destination) or (name, destination, extra YAML keys);
+    env: extra environment (STORAGE_EMULATOR_HOST)."""
 
-    def __init__(self, args, s3, targets, interval="10s", full_walk_interval="24h"):
+    def __init__(self, args, s3, targets, interval="10s", full_walk_interval="24h", env=None):
         self.dir = tempfile.mkdtemp(prefix="bce-bench-exporter.")
         with open(f"{self.dir}/ak", "w") as f:
             f.write(s3["S3_ACCESS_KEY"])
         with open(f"{self.dir}/sk", "w") as f:
             f.write(s3["S3_SECRET_KEY"])
         config = f"interval: {interval}\ntimeout: 30m\nfull_walk_interval: {full_walk_interval}\ntargets:\n"
-        for name, destination in targets:
-            config += target_yaml(name, s3, destination, self.dir)
+        for t in targets:
+            config += target_yaml(t[0], s3, t[1], self.dir, t[2] if len(t) > 2 else None)
         with open(f"{self.dir}/config.yaml", "w") as f:
             f.write(config)
         self.port = free_port()
         self.log = open(f"{self.dir}/exporter.log", "w")
-        env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true")
+        env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true", **(env or {}))
         self.proc = subprocess.Popen(
             [args.exporter, "--config.file", f"{self.dir}/config.yaml",
              "--web.listen-address", f"127.0.0.1:{self.port}", "--log.level", "warn"],
@@ -160,7 +169,7 @@ class Exporter:
             return None
         return next(t for t in st["targets"] if t["name"] == name)
 
-    def wait(self, name, pred, timeout):
+    def wait(self, name, pred, timeout, poll=0.2):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             t = self.target(name)
@@ -169,8 +178,51 @@ class Exporter:
                     raise RuntimeError(f"{name}: {t['s3']['last_error']}")
                 if pred(t):
                     return t
-            time.sleep(0.2)
+            time.sleep(poll)
         raise RuntimeError(f"{name}: timed out after {timeout} s")
+
+    def wait_all(self, pred, timeout, poll=1.0):
+        """Waits until pred holds for every target; returns them by name."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = self.status()
+            if st is not None:
+                ts = {t["name"]: t for t in st["targets"]}
+                for n, t in ts.items():
+                    if t["s3"].get("last_error") and not t["s3"].get("up"):
+                        raise RuntimeError(f"{n}: {t['s3']['last_error']}")
+                if all(pred(t) for t in ts.values()):
+                    return ts
+            time.sleep(poll)
+        raise RuntimeError(f"not every target got there within {timeout} s")
+
+    def wait_ready(self, timeout, poll=0.05):
+        """Seconds from the start of the process to /readyz answering 200
+        (every target finished its first collection)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(self.url("/readyz"), timeout=5) as r:
+                    if r.status == 200:
+                        return time.monotonic() - self.started
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"exporter exited {self.proc.returncode}; see {self.dir}/exporter.log")
+            time.sleep(poll)
+        raise RuntimeError(f"not ready within {timeout} s")
+
+    def metrics(self):
+        """The text exposition's samples: [(name, {label: value}, value)]."""
+        req = urllib.request.Request(self.url("/metrics"), headers={"Accept": "text/plain"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            body = r.read().decode()
+        out = []
+        for line in body.splitlines():
+            m = re.match(r'^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)', line)
+            if m:
+                labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+                out.append((m.group(1), labels, float(m.group(3))))
+        return out
 
     def peak_rss(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -194,7 +246,8 @@ def walks(kind):
 def last_walk(t):
     w = t["s3_last_walk"]
     return {"seconds": round(t["s3"]["last_duration_seconds"], 3), "requests": w["requests"],
-            "listed_dirs": w["listed_dirs"], "reused_dirs": w["reused_dirs"]}
+            "listed_dirs": w["listed_dirs"], "reused_dirs": w["reused_dirs"],
+            "incremental_servers": w["incremental_servers"]}
 
 
 def exporter_walks(args, s3, destination, timeout):
@@ -232,6 +285,29 @@ def cold_only(args, s3, destination, timeout):
         e.stop()
 
 
+def run_wrk(args, url, headers):
+    """wrk --latency on url for args.load_seconds with args.load_connections
+    connections (one thread each): requests, p50/p99 in ms, errors."""
+    started = time.monotonic()
+    cmd = ["wrk", f"-t{args.load_connections}", f"-c{args.load_connections}", f"-d{args.load_seconds}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    wrk = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    elapsed = time.monotonic() - started
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", wrk, re.M)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", wrk)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    return {"requests": int(re.search(r"(\d+) requests in", wrk).group(1)),
+            "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "errors": errors,
+            "wrk_seconds": round(elapsed, 1)}
+
+
 def load(args, s3, big, small, timeout):
     """wrk on /metrics with 50 targets (the big set and 49 on the load set)
     while the big set is walked: its cold walk first, then full walks
@@ -241,38 +317,20 @@ def load(args, s3, big, small, timeout):
     e = Exporter(args, s3, targets, interval="10s", full_walk_interval="0s")
     try:
         # Serve first, and let the small targets publish so /metrics is full.
-        for name, _ in targets[1:]:
-            e.wait(name, lambda t: walks("full")(t) >= 1, timeout)
+        e.wait_all(lambda t: t["name"] == "big" or walks("full")(t) >= 1, timeout, poll=0.2)
         big_before = e.target("big")
-        started = time.monotonic()
-        wrk = subprocess.run(
-            ["wrk", f"-t{args.load_connections}", f"-c{args.load_connections}", f"-d{args.load_seconds}s",
-             "--latency", "-H", "Accept: text/plain", e.url("/metrics")],
-            capture_output=True, text=True, check=True).stdout
-        elapsed = time.monotonic() - started
+        w = run_wrk(args, e.url("/metrics"), ["Accept: text/plain"])
         big_after = e.target("big")
         with urllib.request.urlopen(e.url("/metrics"), timeout=5) as r:
             body = r.read()
     finally:
         e.stop()
-
-    def pct(p):
-        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", wrk, re.M)
-        v, unit = float(m.group(1)), m.group(2)
-        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-
-    requests = int(re.search(r"(\d+) requests in", wrk).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", wrk)
-    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
-    out = {"targets": len(targets), "seconds": args.load_seconds, "requests": requests,
-           "p50_ms": pct(50), "p99_ms": pct(99), "errors": errors,
+    out = {"targets": len(targets), "seconds": args.load_seconds, **w,
            "metrics_bytes": len(body), "metrics_series": sum(1 for l in body.splitlines() if l and not l.startswith(b"#")),
            "connections": args.load_connections,
            "big_walks_finished": walks("full")(big_after) - walks("full")(big_before),
            "big_walk_seconds": round(big_after["s3"]["last_duration_seconds"] or 0, 2),
-           "cold_walk_running_at_start": walks("full")(big_before) == 0,
-           "wrk_seconds": round(elapsed, 1)}
+           "cold_walk_running_at_start": walks("full")(big_before) == 0}
     log(f"load: {out}")
     return out
 

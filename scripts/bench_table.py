@@ -2,6 +2,7 @@
 """Turns scripts/bench.py's JSON into the tables of docs/benchmarks.md.
 
 usage: bench_table.py RESULTS.json N SMALL_N SERVERS
+       bench_table.py --shapes RESULTS-shapes.json N SERVERS   (bench_shapes.py's)
 """
 import json
 import math
@@ -12,6 +13,7 @@ import sys
 # requests; every request is priced as a LIST here (an upper bound: the few
 # GETs cost $0.0004 per 1,000).
 LIST_PRICE = 0.005 / 1000
+GET_PRICE = 0.0004 / 1000
 CYCLES_PER_MONTH = 30 * 24 * 12  # a 5-minute interval
 
 
@@ -105,7 +107,118 @@ def smoke_checks(results, servers):
     return not problems
 
 
+PROVIDERS = {"s3": "S3 (SeaweedFS)", "azure": "Azure Blob Storage (Azurite)", "gcs": "GCS (fake-gcs-server)"}
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def cloud_table(c, servers):
+    objects = c["cold"]["s3"]["objects"]
+    print(f"| provider ({objects:,} objects, {servers} servers, same layout) | cold walk: wall time "
+          "| cold walk: requests (by operation) | cold walk: peak RSS | steady-state cycle: wall time / requests |")
+    print("|---|---|---|---|---|")
+    for p, label in PROVIDERS.items():
+        w, inc = c["cold"][p], c["incremental"][p]
+        ops = ", ".join(f"{k} {v}" for k, v in sorted(w["by_operation"].items()))
+        print(f"| {label} | {w['seconds']:.2f} s | {w['requests']} ({ops}) | {mib(w['peak_rss_bytes'])} "
+              f"| {inc['seconds']:.3f} s / {inc['requests']} |")
+
+
+def fleet_table(f):
+    cold, four, inc, load = f["cold"], f["four"], f["incremental"], f["load"]
+    ratio = cold["ready_seconds"] / four["ready_seconds"]
+    per_server = inc["per_server"]
+    print(f"| measure ({f['servers']:,} servers over {f['targets']} targets, {cold['objects']:,} objects, one bucket) "
+          "| value | ratio / goal |")
+    print("|---|---|---|")
+    rows = [
+        ("Fleet cold walk: start to /readyz (every target walked once)", f"{cold['ready_seconds']:.1f} s",
+         f"{ratio:.2f}x the 4-server walk (goal <= 1.2x) {verdict(ratio <= 1.2)}"),
+        (f"Same {four['objects']:,} objects over 4 servers (1 target): start to /readyz",
+         f"{four['ready_seconds']:.1f} s", ""),
+        ("Cold walk requests: fleet / 4 servers", f"{cold['requests']:,} / {four['requests']:,}",
+         f"{cold['requests'] / cold['servers']:.1f} / {four['requests'] / 4:.1f} per server"),
+        ("Fleet cold walk: peak RSS", mib(cold["peak_rss_bytes"]),
+         f"goal <= 64 MiB {verdict(cold['peak_rss_bytes'] <= 64 * 2**20)}; 4 servers: {mib(four['peak_rss_bytes'])}"),
+        ("Steady state (unchanged bucket), one incremental cycle of every target: requests",
+         f"{inc['requests']:,} ({per_server:.2f} per server)",
+         f"goal <= 3 per server {verdict(per_server <= 3)}; slowest target {inc['max_target_seconds']:.3f} s"),
+        (f"/metrics under wrk, {load['connections']} connections, gzip, {load['seconds']} s, while every target "
+         f"walks fully (full_walk_interval: 0s; {load['cycles']} full cycles finished)",
+         f"p50 {load['p50_ms']:.2f} ms, p90 {load['p90_ms']:.2f} ms, p99 {load['p99_ms']:.2f} ms, {load['errors']} errors",
+         f"goal p99 <= 5 ms {verdict(load['p99_ms'] <= 5 and not load['errors'])}; {load['requests']:,} scrapes; "
+         f"{load['metrics_series']:,} series, {load['metrics_bytes']:,} bytes ({load['gzip_bytes']:,} gzipped)"),
+    ]
+    for a, b, c in rows:
+        print(f"| {a} | {b} | {c} |")
+    # Cost for 1,000 servers at a 5-minute interval, from the measured
+    # requests per server (the fleet's shape: 10 servers per target).
+    scale = 1000 / f["servers"]
+    gets = cold["by_operation"].get("GetObject", 0)
+    # A warm full walk: measured under load when a target finished one, else
+    # the cold walk without its GETs.
+    warm = load.get("warm_full_walk_requests_per_server")
+    full = warm * 1000 if warm is not None else (cold["requests"] - gets) * scale
+    incr = inc["requests"] * scale
+    month = CYCLES_PER_MONTH
+    print()
+    print("| 1,000 servers, one cycle every 5 minutes | requests/cycle | $/month (LIST $0.005, GET $0.0004 per 1,000) |")
+    print("|---|---|---|")
+    print(f"| full walk every cycle (warm: backup.info not fetched again) | {full:,.0f} | ${full * month * LIST_PRICE:,.2f} |")
+    print(f"| incremental, plus the daily full reconcile (full_walk_interval: 24h) | {incr + full / 288:,.1f} "
+          f"| ${(incr + full / 288) * month * LIST_PRICE:,.2f} |")
+    print(f"| (a cold start: {cold['requests'] * scale:,.0f} requests, {gets * scale:,.0f} of them GETs) | | "
+          f"${((cold['requests'] - gets) * LIST_PRICE + gets * GET_PRICE) * scale:,.2f} once |")
+
+
+def shapes_main(path):
+    r = json.load(open(path))
+    servers = int(sys.argv[4])
+    if "cloud" in r:
+        cloud_table(r["cloud"], servers)
+        print()
+    if "fleet" in r:
+        fleet_table(r["fleet"])
+
+
+def shapes_checks(path, servers):
+    """What must hold at any N for the cloud and fleet runs."""
+    r = json.load(open(path))
+    problems = []
+    if "cloud" in r:
+        c = r["cloud"]
+        seen = {p: c["cold"][p]["objects"] for p in PROVIDERS}
+        if len(set(seen.values())) != 1:
+            problems.append(f"the providers saw different layouts: {seen}")
+        for p in PROVIDERS:
+            if c["cold"][p]["reused_dirs"] or not c["cold"][p]["listed_dirs"]:
+                problems.append(f"{p}: the cold walk was not cold: {c['cold'][p]}")
+            if not c["incremental"][p]["reused_dirs"]:
+                problems.append(f"{p}: the steady-state cycle reused nothing: {c['incremental'][p]}")
+    if "fleet" in r:
+        f = r["fleet"]
+        if f["cold"]["servers"] != f["servers"] or f["four"]["servers"] != 4:
+            problems.append(f"fleet: {f['cold']['servers']} and {f['four']['servers']} servers walked")
+        if f["cold"]["objects"] != f["four"]["objects"]:
+            problems.append(f"fleet: {f['cold']['objects']} objects vs {f['four']['objects']} over 4 servers")
+        if f["incremental"]["per_server"] > 10 or f["incremental"]["incremental_servers"] != f["servers"]:
+            problems.append(f"fleet steady state: {f['incremental']}")
+        if f["load"]["errors"]:
+            problems.append(f"fleet: {f['load']['errors']} errors on /metrics under load")
+    for p in problems:
+        print(f"bench smoke: {p}", file=sys.stderr)
+    return not problems
+
+
 if __name__ == "__main__":
-    main()
-    if os.environ.get("BCE_BENCH_ASSERT") == "1" and not smoke_checks(sys.argv[1], int(sys.argv[4])):
-        sys.exit(1)
+    check = os.environ.get("BCE_BENCH_ASSERT") == "1"
+    if sys.argv[1] == "--shapes":
+        shapes_main(sys.argv[2])
+        if check and not shapes_checks(sys.argv[2], int(sys.argv[4])):
+            sys.exit(1)
+    else:
+        main()
+        if check and not smoke_checks(sys.argv[1], int(sys.argv[4])):
+            sys.exit(1)

@@ -25,6 +25,11 @@ Commands (keys are relative to the container / bucket):
   wait-keys TIMEOUT REGEX...  wait until every REGEX matches a key
   cat KEY                  print an object's body on stdout
   put KEY FILE             upload FILE ("-": stdin) to KEY (overwrites)
+  put-many [THREADS]       upload the JSON lines on stdin ({"key", "body": base64},
+                           as examples/bench_seed.rs --store emit writes them) with
+                           THREADS (default 8) uploads in flight; a {"done": PATH}
+                           line creates the file PATH once every object before it
+                           is stored (resumable seeding)
   delete KEY...            delete objects (missing ones are ignored)
   delete-prefix PREFIX     delete every object whose key starts with PREFIX
                            (PREFIX must not be empty)
@@ -260,6 +265,41 @@ class Gcs:
 # ----------------------------------------------------------------- main --
 
 
+def put_many(c, threads):
+    """Uploads the JSON lines on stdin; writes each "done" marker once every
+    object before it is stored. Prints the count and rate on stderr."""
+    import base64
+    from concurrent.futures import ThreadPoolExecutor
+
+    started, n, pending = time.monotonic(), 0, []
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for line in sys.stdin:
+            o = json.loads(line)
+            if "done" in o:
+                for f in pending:
+                    f.result()
+                pending = []
+                with open(o["done"], "w", encoding="utf-8"):
+                    pass
+                continue
+            pending.append(pool.submit(c.put, o["key"], base64.b64decode(o["body"])))
+            n += 1
+            if len(pending) >= 16 * threads:
+                # Bounded memory; surfaces a failed upload early.
+                pending[0].result()
+                rest = []
+                for f in pending:
+                    if f.done():
+                        f.result()
+                    else:
+                        rest.append(f)
+                pending = rest
+        for f in pending:
+            f.result()
+    secs = time.monotonic() - started
+    print("put-many: %d objects in %.1f s (%.0f/s)" % (n, secs, n / max(secs, 1e-3)), file=sys.stderr)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_mutually_exclusive_group()
@@ -321,6 +361,9 @@ def main():
             with open(args[1], "rb") as f:
                 data = f.read()
         c.put(args[0], data)
+    elif cmd == "put-many":
+        nargs(0, 1)
+        put_many(c, int(args[0]) if args else 8)
     elif cmd == "delete":
         nargs(1)
         for k in args:
