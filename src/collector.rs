@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use thiserror::Error;
 use tracing::debug;
 
@@ -127,6 +128,8 @@ pub struct S3Collector {
     requests: Arc<RequestCounter>,
     full_walk_interval: Duration,
     list_concurrency: usize,
+    /// The HTTP client shared with other S3 targets, if any.
+    http: Option<SharedHttpClient>,
     client: Option<Source>,
     cache: WalkCache,
 }
@@ -151,9 +154,18 @@ impl S3Collector {
             requests,
             full_walk_interval,
             list_concurrency,
+            http: None,
             client: None,
             cache: WalkCache::default(),
         }
+    }
+
+    /// Sends through `http`, a client shared with other targets
+    /// ([`crate::source::tls::shared_http_client`]; S3 targets without a
+    /// `ca_file` only).
+    pub fn with_http_client(mut self, http: Option<SharedHttpClient>) -> Self {
+        self.http = http;
+        self
     }
 
     fn sent(&self) -> u64 {
@@ -171,7 +183,9 @@ impl Collector for S3Collector {
     async fn collect(&mut self, now: f64) -> Result<S3Collection, Failure> {
         if self.client.is_none() {
             self.client = Some(match self.target.provider() {
-                Provider::S3 => Source::S3(S3Source::new(&self.target, self.requests.clone()).await?),
+                Provider::S3 => Source::S3(
+                    S3Source::with_http_client(&self.target, self.requests.clone(), self.http.clone()).await?,
+                ),
                 Provider::Azure | Provider::Gcs => {
                     Source::Cloud(CloudSource::new(&self.target, self.requests.clone())?)
                 }

@@ -60,6 +60,12 @@ pub struct Config {
     /// Each holds one page (up to 1,000 keys) in memory. Default 16.
     #[serde(default = "default_list_concurrency")]
     pub list_concurrency: usize,
+    /// How many targets are collected at once across the exporter, 1 to
+    /// 1,024; a target's cycle waits for a slot before its `timeout` starts.
+    /// Bounds the memory and connections of a fleet of targets (each walk in
+    /// flight holds its listing pages and connection buffers). Default 8.
+    #[serde(default = "default_max_concurrent_collections")]
+    pub max_concurrent_collections: usize,
     /// The object stores to watch.
     pub targets: Vec<Target>,
     /// The share of `targets` this replica collects: set from the command
@@ -84,6 +90,10 @@ fn default_full_walk_interval() -> Duration {
 
 fn default_list_concurrency() -> usize {
     16
+}
+
+fn default_max_concurrent_collections() -> usize {
+    8
 }
 
 /// One object store location (`destinationPath`) and optionally the
@@ -352,6 +362,12 @@ impl Config {
         }
         if self.targets.is_empty() {
             errs.push("targets: at least one target is required".to_string());
+        }
+        if !(1..=1024).contains(&self.max_concurrent_collections) {
+            errs.push(format!(
+                "max_concurrent_collections: must be between 1 and 1024, got {}",
+                self.max_concurrent_collections
+            ));
         }
         if !(1..=256).contains(&self.list_concurrency) {
             errs.push(format!(

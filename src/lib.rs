@@ -184,12 +184,14 @@ pub async fn run_with_web_config(
     let on = collectors.handle();
     let _ = store.collector_runtime.set(on.clone());
     let mut tasks = JoinSet::new();
+    let shared = scheduler::Shared::of(&config);
     for (target, slot) in config.targets.iter().zip(&store.targets) {
         tasks.spawn_on(
             scheduler::run_target(
                 target.clone(),
                 slot.clone(),
                 scheduler::Settings::of(&config),
+                shared.clone(),
                 shutdown.clone(),
             ),
             &on,

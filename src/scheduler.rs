@@ -13,6 +13,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -47,16 +49,53 @@ impl Settings {
     }
 }
 
+/// What every target's loop shares: the bound on collections running at once
+/// (`max_concurrent_collections`) and the HTTP client of the S3 targets.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// One permit per collection that may run at once.
+    pub slots: Arc<Semaphore>,
+    /// The HTTP client S3 targets without a `ca_file` send through.
+    pub http: Option<SharedHttpClient>,
+}
+
+impl Shared {
+    /// For `config`: `max_concurrent_collections` slots, and one HTTP client
+    /// whose idle connections close after half the collection interval.
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(config.max_concurrent_collections)),
+            http: Some(crate::source::tls::shared_http_client(config.interval / 2)),
+        }
+    }
+}
+
 /// Collects one target forever (until `shutdown`), publishing into `slot`.
-pub async fn run_target(target: Target, slot: Arc<TargetSlot>, settings: Settings, shutdown: CancellationToken) {
+pub async fn run_target(
+    target: Target,
+    slot: Arc<TargetSlot>,
+    settings: Settings,
+    shared: Shared,
+    shutdown: CancellationToken,
+) {
     let pg = target.postgres.clone().map(|p| PgCollector::new(p, settings.timeout));
     let s3 = S3Collector::new(
         target,
         slot.requests.clone(),
         settings.full_walk_interval,
         settings.list_concurrency,
-    );
-    run_loop(&slot, settings.interval, settings.timeout, s3, pg, shutdown).await;
+    )
+    .with_http_client(shared.http);
+    run_loop(
+        &slot,
+        settings.interval,
+        settings.timeout,
+        s3,
+        pg,
+        &shared.slots,
+        shutdown,
+    )
+    .await;
 }
 
 /// The loop of [`run_target`] over any collectors: a cycle starts every
@@ -70,6 +109,7 @@ pub async fn run_loop<S, P>(
     timeout: Duration,
     mut s3: S,
     mut pg: Option<P>,
+    slots: &Semaphore,
     shutdown: CancellationToken,
 ) where
     S: Collector<Data = S3Collection>,
@@ -82,6 +122,12 @@ pub async fn run_loop<S, P>(
             _ = ticker.tick() => {}
             () = shutdown.cancelled() => break,
         }
+        // A slot among `max_concurrent_collections` before the deadline starts
+        // (never closed, so acquiring cannot fail).
+        let _slot = tokio::select! {
+            slot = slots.acquire() => slot.ok(),
+            () = shutdown.cancelled() => break,
+        };
         let deadline = Instant::now() + timeout;
         // One "now" per cycle for the retention plan and the analysis.
         let now = unix_now();

@@ -148,7 +148,10 @@ fn start(
     let store = Arc::new(store(with_postgres));
     let shutdown = CancellationToken::new();
     let (st, stop) = (store.clone(), shutdown.clone());
-    let task = tokio::spawn(async move { run_loop(&st.targets[0], interval, timeout, s3, pg, stop).await });
+    let task =
+        tokio::spawn(
+            async move { run_loop(&st.targets[0], interval, timeout, s3, pg, &Semaphore::new(1), stop).await },
+        );
     (store, shutdown, task)
 }
 

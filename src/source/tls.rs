@@ -62,6 +62,19 @@ pub fn http_client_with_ca(ca_file: &Path) -> Result<SharedHttpClient, String> {
         .build_https())
 }
 
+/// The HTTP client S3 targets without a `ca_file` share (rustls with
+/// aws-lc, the system's and Mozilla's roots as the SDK's default): one
+/// connection pool for the whole exporter, so that connections (and their
+/// read buffers, up to a listing page each) are reused across targets instead
+/// of each target keeping its own. Idle connections are closed after
+/// `idle` (a collection interval apart, a kept connection only holds memory).
+pub fn shared_http_client(idle: std::time::Duration) -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .pool_idle_timeout(idle)
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .build_https()
+}
+
 /// Whether `err` or one of its sources is a TLS failure (a rustls error:
 /// unknown issuer, name mismatch, expired certificate, handshake failure).
 pub fn is_tls_failure(err: &(dyn StdError + 'static)) -> bool {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Region;
 use aws_sdk_s3::error::DisplayErrorContext;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use super::S3Source;
 use super::credentials::FileCredentials;
@@ -27,10 +28,28 @@ impl S3Source {
     /// certificate (both are caught by config validation first; the scheduler
     /// counts them with their reason and tries again at the next cycle).
     pub async fn new(target: &Target, requests: Arc<RequestCounter>) -> Result<Self, S3Error> {
+        Self::with_http_client(target, requests, None).await
+    }
+
+    /// As [`S3Source::new`], sending through `http` (a client shared by
+    /// several targets: [`crate::source::tls::shared_http_client`]) unless
+    /// the target has a `ca_file`, which needs a client of its own.
+    ///
+    /// # Errors
+    /// As [`S3Source::new`].
+    pub async fn with_http_client(
+        target: &Target,
+        requests: Arc<RequestCounter>,
+        http: Option<SharedHttpClient>,
+    ) -> Result<Self, S3Error> {
         let (bucket, prefix) = target
             .bucket_and_prefix()
             .ok_or_else(|| S3Error::Destination(target.destination_path.clone()))?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let http = http.filter(|_| target.ca_file.is_none());
+        if let Some(http) = &http {
+            loader = loader.http_client(http.clone());
+        }
         if let Some(region) = &target.region {
             loader = loader.region(Region::new(region.clone()));
         }
