@@ -100,6 +100,8 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
 
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.store.ready() {
+        // What is published now is what scrapes see from here on.
+        let _ = state.render_cache.rendered_fresh(&state.store);
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (

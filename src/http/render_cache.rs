@@ -6,6 +6,7 @@
 //! only the live families. Presentation state lives here, on the HTTP side;
 //! the store only counts its publishes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::gzip::GzipPrefix;
@@ -54,6 +55,8 @@ impl Rendered {
 #[derive(Debug, Default)]
 pub struct RenderCache {
     current: Mutex<Option<Arc<Rendered>>>,
+    /// A prerender is running: scrapes serve the cached rendering meanwhile.
+    prerendering: AtomicBool,
 }
 
 impl RenderCache {
@@ -62,10 +65,26 @@ impl RenderCache {
     /// never waits for another one's rendering). A rendering replaces the
     /// cached one only if it is not older.
     pub fn rendered(&self, store: &Store) -> Arc<Rendered> {
+        self.rendered_within(store, self.prerendering.load(Ordering::Acquire))
+    }
+
+    /// As [`RenderCache::rendered`], but never an older generation than the
+    /// store's current one (`/readyz` uses it, so that once it said ready
+    /// every scrape sees at least what was published then).
+    pub fn rendered_fresh(&self, store: &Store) -> Arc<Rendered> {
+        self.rendered_within(store, false)
+    }
+
+    /// The cached rendering when it is current, or when `stale_ok` (a
+    /// prerender of the newer generation is under way: serving the previous
+    /// one, at most one render old, keeps a scrape from rendering and
+    /// compressing the whole exposition itself while collections publish);
+    /// else rendered now.
+    fn rendered_within(&self, store: &Store, stale_ok: bool) -> Arc<Rendered> {
         let generation = store.generation();
         let cached = self.lock().clone();
         if let Some(r) = cached
-            && r.generation() == generation
+            && (r.generation() == generation || stale_ok)
         {
             return r;
         }
@@ -86,10 +105,31 @@ impl RenderCache {
     /// Renders the current generation in both formats and compresses the
     /// OpenMetrics one (what Prometheus asks for) unless already done: called
     /// after every publish off the HTTP path, so scrapes find it ready.
+    ///
+    /// The new rendering is made ready (both formats, the OpenMetrics gzip)
+    /// before it replaces the cached one; until then scrapes serve the
+    /// cached one.
     pub fn prerender(&self, store: &Store) {
-        let r = self.rendered(store);
-        let _ = r.families.text();
-        let _ = r.openmetrics_gzip();
+        if self
+            .lock()
+            .as_ref()
+            .is_some_and(|r| r.generation() == store.generation())
+        {
+            return;
+        }
+        /// Clears the flag however the rendering ends.
+        struct Prerendering<'a>(&'a AtomicBool);
+        impl Drop for Prerendering<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        self.prerendering.store(true, Ordering::Release);
+        let _flag = Prerendering(&self.prerendering);
+        let fresh = Arc::new(Rendered::new(SnapshotFamilies::render(store)));
+        let _ = fresh.families.text();
+        let _ = fresh.openmetrics_gzip();
+        self.keep(&fresh);
     }
 
     /// The whole OpenMetrics exposition (ends with `# EOF`).
@@ -236,5 +276,13 @@ mod tests {
         // A scrape now reuses it.
         let _ = cache.text(&store);
         assert!(Arc::ptr_eq(&r, &cache.cached().unwrap()));
+        // While a prerender is under way, scrapes serve the cached rendering
+        // rather than render themselves; /readyz's fresh one does not.
+        store.targets[0].publish(|t| t.s3.attempts += 1);
+        cache.prerendering.store(true, Ordering::Release);
+        assert!(Arc::ptr_eq(&cache.rendered(&store), &r));
+        assert_eq!(cache.rendered_fresh(&store).generation(), 4);
+        cache.prerendering.store(false, Ordering::Release);
+        assert_eq!(cache.rendered(&store).generation(), 4);
     }
 }
