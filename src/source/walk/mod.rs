@@ -295,8 +295,11 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
             .any(|b| matches!(&b.info, BackupInfoState::Unreadable(_)) || b.blocks_barman());
         s.rules = WalRules::plan(&metas, self.opts.retention, self.opts.now, unreadable);
         let (now, interval) = (self.opts.now, self.opts.full_walk_interval);
+        // Not for a server without `base/`: only the delimiter listing can tell
+        // that its `wals/` is gone too (then the server is gone).
         let tail = self
             .prev
+            .filter(|_| base.seen)
             .and_then(|p| Some((p.root.as_deref()?, plan_tail(&p.wal, &s.rules, now, interval)?)));
         let root = match tail {
             Some((cached_root, plan)) => self.walk_tail(cached_root, plan, &mut w).await?,

@@ -471,3 +471,17 @@ async fn old_directories_are_folded_into_spans_and_walks_stay_exact() {
     let fresh = walked(&m, 1e9 + 180.0, &WalkCache::default()).await;
     assert_eq!(facts(server(&changed, "c")), facts(server(&fresh, "c")));
 }
+
+#[tokio::test]
+async fn a_server_whose_wal_is_all_deleted_is_gone_at_the_next_walk() {
+    // `c`: WAL only (a cluster archiving before its first backup), and a stray
+    // object that keeps its prefix listed once the WAL is deleted.
+    let mut m = bucket(1000);
+    m.put("pg/c/stray.txt", "x");
+    m.put("pg/c/wals/0000000100000000/000000010000000000000001", "w");
+    let first = walked(&m, 1e9, &WalkCache::default()).await;
+    assert!(first.catalog.servers.iter().any(|s| s.name == "c"));
+    m.objects.retain(|k, _| !k.starts_with("pg/c/wals/"));
+    let next = walked(&m, 1e9 + 60.0, &first.cache).await;
+    assert!(next.catalog.servers.iter().all(|s| s.name != "c"), "no phantom server");
+}
