@@ -26,7 +26,10 @@
 //!
 //! Resumable: with `--done DIR`, a marker file per finished server prefix is
 //! written there, and servers that have one are skipped, so an interrupted
-//! seed continues where it stopped.
+//! seed continues where it stopped. A server of more than 65,536 segments
+//! (the 10,000,000-object single-server shape) is written in parts of 256
+//! WAL directories, each marked when written (`<server>.part-K`), so it
+//! resumes from its last finished part, not from its start.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -72,46 +75,95 @@ fn backup_info(begin: u64, unix: i64) -> String {
     )
 }
 
-/// Every object of one server, in key order.
-fn server_objects(root: &str, wal: u64, backups: u64) -> Vec<Put> {
-    let every = (wal / backups.max(1)).max(1);
-    let start = 1_700_000_000_i64;
-    let mut out = Vec::with_capacity(wal as usize + 3 * backups as usize);
-    for b in 0..backups {
-        let begin = 1 + b * every;
-        // One backup per "day" of WAL: backup ids are times.
-        let unix = start + (b as i64) * 86_400;
-        let id = chrono::DateTime::from_timestamp(unix, 0)
-            .unwrap_or_default()
-            .format("%Y%m%dT%H%M%S")
-            .to_string();
-        out.push(Put {
-            key: format!("{root}/base/{id}/backup.info"),
-            body: backup_info(begin, unix).into_bytes(),
-        });
-        out.push(Put {
-            key: format!("{root}/base/{id}/data.tar"),
-            body: vec![0; 1024],
-        });
-        out.push(Put {
-            key: format!(
-                "{root}/wals/00000001{:08X}/00000001{:08X}{:08X}.00000028.backup",
-                begin / 256,
-                begin / 256,
-                begin % 256
-            ),
-            body: b"START WAL LOCATION: 0/28\n".to_vec(),
-        });
+/// WAL segments per resumable part of a server (256 directories of 256).
+const PART: u64 = 65_536;
+
+/// One resumable unit of a server's objects: its base backups and their
+/// `.backup` labels (`part` 0), or a range of its WAL segments (linear
+/// numbers on timeline 1, from 1).
+#[derive(Debug, Clone)]
+struct Unit {
+    root: String,
+    part: u64,
+    /// Parts of this server in all.
+    parts: u64,
+    segments: std::ops::Range<u64>,
+    backups: u64,
+    every: u64,
+}
+
+impl Unit {
+    /// The units of one server of `wal` objects with `backups` base backups
+    /// (3 objects each: `backup.info`, a tar, a `.backup` label; the rest
+    /// are segments).
+    fn of_server(root: &str, wal: u64, backups: u64) -> Vec<Unit> {
+        let every = (wal / backups.max(1)).max(1);
+        let segments = wal.saturating_sub(3 * backups);
+        let wal_parts = segments.div_ceil(PART);
+        let unit = |part: u64, segments: std::ops::Range<u64>| Unit {
+            root: root.to_string(),
+            part,
+            parts: wal_parts + 1,
+            segments,
+            backups,
+            every,
+        };
+        let mut out = vec![unit(0, 0..0)];
+        out.extend((0..wal_parts).map(|k| unit(k + 1, 1 + k * PART..1 + ((k + 1) * PART).min(segments))));
+        out
     }
-    let labels = out.len() as u64 / 3;
-    for n in 1..=wal.saturating_sub(3 * labels) {
-        let (log, seg) = (n / 256, n % 256);
-        out.push(Put {
-            key: format!("{root}/wals/00000001{log:08X}/00000001{log:08X}{seg:08X}"),
-            body: Vec::new(),
-        });
+
+    /// Objects in this unit.
+    fn len(&self) -> u64 {
+        if self.part == 0 {
+            3 * self.backups
+        } else {
+            self.segments.end - self.segments.start
+        }
     }
-    out
+
+    /// This unit's objects, made as they are written.
+    fn objects(&self) -> Box<dyn Iterator<Item = Put> + Send + '_> {
+        let root = &self.root;
+        if self.part > 0 {
+            return Box::new(self.segments.clone().map(move |n| {
+                let (log, seg) = (n / 256, n % 256);
+                Put {
+                    key: format!("{root}/wals/00000001{log:08X}/00000001{log:08X}{seg:08X}"),
+                    body: Vec::new(),
+                }
+            }));
+        }
+        let start = 1_700_000_000_i64;
+        Box::new((0..self.backups).flat_map(move |b| {
+            let begin = 1 + b * self.every;
+            // One backup per "day" of WAL: backup ids are times.
+            let unix = start + (b as i64) * 86_400;
+            let id = chrono::DateTime::from_timestamp(unix, 0)
+                .unwrap_or_default()
+                .format("%Y%m%dT%H%M%S")
+                .to_string();
+            [
+                Put {
+                    key: format!("{root}/base/{id}/backup.info"),
+                    body: backup_info(begin, unix).into_bytes(),
+                },
+                Put {
+                    key: format!("{root}/base/{id}/data.tar"),
+                    body: vec![0; 1024],
+                },
+                Put {
+                    key: format!(
+                        "{root}/wals/00000001{:08X}/00000001{:08X}{:08X}.00000028.backup",
+                        begin / 256,
+                        begin / 256,
+                        begin % 256
+                    ),
+                    body: b"START WAL LOCATION: 0/28\n".to_vec(),
+                },
+            ]
+        }))
+    }
 }
 
 /// Where the objects go.
@@ -250,9 +302,18 @@ fn roots(args: &Args) -> Vec<String> {
     }
 }
 
-/// The marker of a finished server prefix.
-fn marker(done: &std::path::Path, root: &str) -> PathBuf {
-    done.join(root.replace('/', "_"))
+/// The marker of a finished server prefix, or of one part of it.
+fn marker(done: &std::path::Path, root: &str, part: Option<u64>) -> PathBuf {
+    let name = root.replace('/', "_");
+    match part {
+        None => done.join(name),
+        Some(p) => done.join(format!("{name}.part-{p}")),
+    }
+}
+
+/// Whether `unit` is already written (its server's marker, or its own).
+fn is_done(done: Option<&std::path::Path>, u: &Unit) -> bool {
+    done.is_some_and(|d| marker(d, &u.root, None).exists() || marker(d, &u.root, Some(u.part)).exists())
 }
 
 #[tokio::main]
@@ -262,40 +323,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(d) = &args.done {
         std::fs::create_dir_all(d)?;
     }
-    let todo: Vec<String> = roots(&args)
-        .into_iter()
-        .filter(|r| args.done.as_deref().is_none_or(|d| !marker(d, r).exists()))
+    let done = args.done.as_deref();
+    let all: Vec<Unit> = roots(&args)
+        .iter()
+        .flat_map(|r| Unit::of_server(r, args.wal, args.backups))
         .collect();
-    let skipped = roots(&args).len() - todo.len();
-    if skipped > 0 {
-        eprintln!("bench_seed: {skipped} servers already seeded, {} to go", todo.len());
+    let todo: Vec<Unit> = all.iter().filter(|u| !is_done(done, u)).cloned().collect();
+    if todo.len() < all.len() {
+        let left: u64 = todo.iter().map(Unit::len).sum();
+        eprintln!("bench_seed: resuming, {left} objects to go");
     }
     let started = Instant::now();
     let (mut written, mut reported) = (0u64, 0u64);
-    // Servers in batches, so each one's marker is written once all its
-    // objects are: an interrupted seed loses at most one batch.
-    let batch = (args.concurrency as u64 * 64 / args.wal.max(1)).clamp(1, 64) as usize;
-    for roots in todo.chunks(batch) {
-        let puts = roots.iter().flat_map(|r| server_objects(r, args.wal, args.backups));
-        written += stream::iter(puts)
+    // Units in batches of about `concurrency * 64` objects, each unit's
+    // marker written once all its objects are: an interrupted seed loses at
+    // most one batch (a server's parts are marked one by one when it has
+    // more than one range of segments, its own marker after its last).
+    let target = args.concurrency as u64 * 64;
+    let mut i = 0;
+    while i < todo.len() {
+        let (mut j, mut size) = (i, 0);
+        while j < todo.len() && (j == i || size + todo[j].len() <= target) {
+            size += todo[j].len();
+            j += 1;
+        }
+        let batch = &todo[i..j];
+        written += stream::iter(batch.iter().flat_map(Unit::objects))
             .map(|p| writer.put(p))
             .buffer_unordered(args.concurrency)
             .try_fold(0u64, |n, _| async move { Ok(n + 1) })
             .await?;
-        for r in roots {
-            match (&args.done, &writer) {
-                (Some(d), Writer::Emit) => {
-                    let line = serde_json::json!({"done": marker(d, r)});
-                    writeln!(std::io::stdout().lock(), "{line}")?;
-                }
-                (Some(d), _) => std::fs::write(marker(d, r), b"")?,
-                (None, _) => {}
+        for u in batch {
+            let Some(d) = done else { continue };
+            let last = u.part + 1 == u.parts;
+            let path = match (last, u.parts > 2) {
+                (true, _) => marker(d, &u.root, None),
+                (false, true) => marker(d, &u.root, Some(u.part)),
+                (false, false) => continue,
+            };
+            if let Writer::Emit = writer {
+                let line = serde_json::json!({"done": path});
+                writeln!(std::io::stdout().lock(), "{line}")?;
+            } else {
+                std::fs::write(path, b"")?;
             }
         }
         if args.store != StoreKind::Emit && written / 100_000 > reported {
             reported = written / 100_000;
             eprintln!("bench_seed: {written} objects");
         }
+        i = j;
     }
     let secs = started.elapsed().as_secs_f64();
     let summary = format!(

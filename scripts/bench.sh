@@ -19,8 +19,8 @@
 #      servers each: the big set (N WAL objects), the small set (N/10, for
 #      memory flatness), a tiny set (2,000) walked by the 49 extra targets of
 #      the load test, the cloud set (min(N, BCE_BENCH_CLOUD_MAX) objects) in all three
-#      stores, and the fleet (TARGETS x SERVERS x WAL) with its 4-server
-#      counterpart of as many objects;
+#      stores, the fleet (TARGETS x SERVERS x WAL) with its 4-server
+#      counterpart of as many objects, and the single-server shape;
 #   4. runs scripts/bench.py (the S3 measurements) and scripts/bench_shapes.py
 #      (cloud and fleet; see their docstrings), writes the JSON to
 #      $BCE_BENCH_DIR/results-N.json and results-N-shapes.json and prints the
@@ -39,6 +39,11 @@
 #      25,000 blobs, under 50/s past 35,000),
 #      BCE_BENCH_FLEET (4:5:50 = TARGETS:SERVERS_PER_TARGET:WAL_PER_SERVER,
 #      a small fleet; 1 = 100:10:1000, the 1,000 servers; 0 skips it),
+#      BCE_BENCH_SINGLE (20000: one server of this many WAL objects, and
+#      one of a tenth of it, for the per-server memory flatness; 1 =
+#      10000000, the 10M shape, seeded in resumable parts of 256 WAL
+#      directories; 0 skips it),
+#      BCE_BENCH_SEED_ONLY (1: stop after seeding, to seed ahead of a run),
 #      BCE_BENCH_PROFILE (release; debug for the CI smoke run, which only
 #      checks that everything runs: its figures mean nothing).
 # The published figures are from a release build on an otherwise idle machine.
@@ -63,6 +68,10 @@ if [[ "$FLEET" != 0 ]]; then
   FLEET_T=${BASH_REMATCH[1]} FLEET_S=${BASH_REMATCH[2]} FLEET_W=${BASH_REMATCH[3]}
   FLEET_N=$((FLEET_T * FLEET_S * FLEET_W))
 fi
+SINGLE="${BCE_BENCH_SINGLE:-20000}"
+[[ "$SINGLE" == 1 ]] && SINGLE=10000000
+[[ "$SINGLE" =~ ^[0-9]+$ && ("$SINGLE" == 0 || "$SINGLE" -ge 1000) ]] ||
+  die "BCE_BENCH_SINGLE must be 0, 1 or a number >= 1000"
 BASELINE="$BCE_REPO_ROOT/bench/baseline"
 for job in backup_health_check.py storage_usage_report.py; do
   if [[ -f "$BCE_REPO_ROOT/../shared/baseline/$job" ]]; then
@@ -177,6 +186,15 @@ if [[ "$FLEET" != 0 ]]; then
   seed s3 "n$FLEET_N-s4" 4 $((FLEET_N / 4))
   shapes+=(--fleet "$FLEET_PREFIX" --fleet-targets "$FLEET_T" --fleet-servers "$FLEET_S"
     --fleet-four "n$FLEET_N-s4")
+fi
+if [[ "$SINGLE" != 0 ]]; then
+  seed s3 "single-n$SINGLE" 1 "$SINGLE"
+  seed s3 "single-n$((SINGLE / 10))" 1 $((SINGLE / 10))
+  shapes+=(--single "single-n$SINGLE" --single-small "single-n$((SINGLE / 10))")
+fi
+if [[ "${BCE_BENCH_SEED_ONLY:-0}" == 1 ]]; then
+  log "seeded ($(($(date +%s) - started)) s); BCE_BENCH_SEED_ONLY=1: not measuring"
+  exit 0
 fi
 
 log "measuring (load average $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -196,34 +196,67 @@ pub struct Run {
 
 /// Which full WAL segments exist, as runs per `(timeline, log)` directory.
 ///
-/// Memory grows with the number of gaps and directories, not with the number of
-/// segments: a healthy 256-segment directory is one run. Segment numbers are
-/// stored as `(log, seg)`, independent of the segment size, which is applied
-/// only when asking questions in linear `segno` terms. The runs are one flat
-/// vector sorted by `(timeline, log, seg)`, 24 bytes a run: the walk keeps an
-/// index per listed directory and the server's between cycles, so a map's
-/// node (about 380 bytes) or a vector per directory would be most of its size.
+/// Memory grows with the number of gaps and timelines, not with the number
+/// of segments or directories: a healthy 256-segment directory is one run,
+/// and consecutive full directories of 16 MiB segments (segments `00` to
+/// `FF` each) are one entry however many there are, so a server of ten
+/// million segments without gaps is a handful of entries. Segment numbers
+/// are stored as `(log, seg)`, independent of the segment size, which is
+/// applied only when asking questions in linear `segno` terms. The entries
+/// are one flat vector sorted by `(timeline, log, seg)`, 32 bytes each, in a
+/// canonical form (coalescible neighbours are always coalesced), so two
+/// indexes of the same segments and times compare equal however they were
+/// built.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct WalIndex {
     runs: Vec<DirRun>,
 }
 
-/// A [`Run`] of one `(timeline, log)` directory.
+/// The highest `seg` of a directory of 16 MiB segments (PostgreSQL's
+/// default): consecutive directories holding exactly `00..=FF` are
+/// coalesced into one entry.
+const FULL_END: u32 = 0xFF;
+
+/// A [`Run`] of one `(timeline, log)` directory, or (`last_log > log`) the
+/// same full run `00..=FF` in every directory from `log` to `last_log`, with
+/// the newest `LastModified` among all of them.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 struct DirRun {
     timeline: u32,
     log: u32,
+    last_log: u32,
     run: Run,
 }
 
 impl DirRun {
-    /// The sort key of the run's end.
+    /// The sort key of the entry's end.
     fn end_key(&self) -> (u32, u32, u32) {
-        (self.timeline, self.log, self.run.end)
+        (self.timeline, self.last_log, self.run.end)
     }
 
+    /// A single directory's run in `(timeline, log)`.
     fn same_dir(&self, timeline: u32, log: u32) -> bool {
-        self.timeline == timeline && self.log == log
+        self.timeline == timeline && self.log == log && self.last_log == log
+    }
+
+    /// Whether it holds segment `(timeline, log, seg)`.
+    fn holds(&self, timeline: u32, log: u32, seg: u32) -> bool {
+        self.timeline == timeline
+            && (self.log..=self.last_log).contains(&log)
+            && (self.run.start..=self.run.end).contains(&seg)
+    }
+
+    /// A full directory of 16 MiB segments (or a run of them).
+    fn is_full(&self) -> bool {
+        self.run.start == 0 && self.run.end == FULL_END
+    }
+
+    /// Whether `next` continues this entry as one coalesced entry.
+    fn coalesces_with(&self, next: &DirRun) -> bool {
+        self.is_full()
+            && next.is_full()
+            && self.timeline == next.timeline
+            && self.last_log.checked_add(1) == Some(next.log)
     }
 }
 
@@ -238,6 +271,7 @@ impl WalIndex {
             if s == last.run.end.wrapping_add(1) {
                 last.run.end = s;
                 last.run.newest_modified = last.run.newest_modified.max(modified);
+                self.coalesce_at(self.runs.len() - 1);
                 return;
             }
             if (last.run.start..=last.run.end).contains(&s) {
@@ -245,13 +279,18 @@ impl WalIndex {
                 return;
             }
         }
-        let pos = self.runs.partition_point(|r| r.end_key() < (t, l, s));
-        if let Some(r) = self.runs.get_mut(pos)
-            && r.same_dir(t, l)
-            && r.run.start <= s
-        {
-            r.run.newest_modified = r.run.newest_modified.max(modified);
-            return;
+        let mut pos = self.runs.partition_point(|r| r.end_key() < (t, l, s));
+        if let Some(r) = self.runs.get_mut(pos) {
+            if r.holds(t, l, s) {
+                r.run.newest_modified = r.run.newest_modified.max(modified);
+                return;
+            }
+            if r.timeline == t && r.log < r.last_log && (r.log..=r.last_log).contains(&l) {
+                // A segment past FF in a coalesced directory: that directory
+                // becomes an entry of its own again.
+                self.split(pos, l);
+                pos = self.runs.partition_point(|r| r.end_key() < (t, l, s));
+            }
         }
         let run = Run {
             start: s,
@@ -263,6 +302,7 @@ impl WalIndex {
             DirRun {
                 timeline: t,
                 log: l,
+                last_log: l,
                 run,
             },
         );
@@ -278,13 +318,54 @@ impl WalIndex {
         }
         if pos > 0 && self.runs[pos - 1].same_dir(t, l) && self.runs[pos - 1].run.end + 1 == s {
             let cur = self.runs.remove(pos);
-            let prev = &mut self.runs[pos - 1].run;
+            pos -= 1;
+            let prev = &mut self.runs[pos].run;
             prev.end = cur.run.end;
             prev.newest_modified = prev.newest_modified.max(cur.run.newest_modified);
         }
+        self.coalesce_at(pos);
     }
 
-    /// The runs of `timeline`, in order.
+    /// Splits the coalesced entry at `pos` so that directory `log` is an
+    /// entry of its own.
+    fn split(&mut self, pos: usize, log: u32) {
+        let r = self.runs[pos];
+        let mut parts = Vec::with_capacity(3);
+        if r.log < log {
+            parts.push(DirRun { last_log: log - 1, ..r });
+        }
+        parts.push(DirRun {
+            log,
+            last_log: log,
+            ..r
+        });
+        if log < r.last_log {
+            parts.push(DirRun { log: log + 1, ..r });
+        }
+        self.runs.splice(pos..=pos, parts);
+    }
+
+    /// Coalesces the entry at `pos` with its neighbours where they are full
+    /// directories of consecutive logs (keeps the canonical form).
+    fn coalesce_at(&mut self, mut pos: usize) {
+        if pos > 0 && self.runs[pos - 1].coalesces_with(&self.runs[pos]) {
+            let cur = self.runs.remove(pos);
+            pos -= 1;
+            let prev = &mut self.runs[pos];
+            prev.last_log = cur.last_log;
+            prev.run.newest_modified = prev.run.newest_modified.max(cur.run.newest_modified);
+        }
+        if let Some(next) = self.runs.get(pos + 1).copied()
+            && self.runs[pos].coalesces_with(&next)
+        {
+            self.runs.remove(pos + 1);
+            let cur = &mut self.runs[pos];
+            cur.last_log = next.last_log;
+            cur.run.newest_modified = cur.run.newest_modified.max(next.run.newest_modified);
+        }
+    }
+
+    /// The entries of `timeline`, in order.
     fn on_timeline(&self, timeline: u32) -> &[DirRun] {
         let from = self.runs.partition_point(|r| r.timeline < timeline);
         let to = self.runs.partition_point(|r| r.timeline <= timeline);
@@ -298,7 +379,7 @@ impl WalIndex {
             .partition_point(|r| r.end_key() < (seg.timeline, seg.log, seg.seg));
         self.runs
             .get(pos)
-            .is_some_and(|r| r.same_dir(seg.timeline, seg.log) && r.run.start <= seg.seg)
+            .is_some_and(|r| r.holds(seg.timeline, seg.log, seg.seg))
     }
 
     /// The highest timeline with a segment.
@@ -310,27 +391,38 @@ impl WalIndex {
     pub fn newest_on(&self, timeline: u32) -> Option<SegmentName> {
         self.on_timeline(timeline).last().map(|r| SegmentName {
             timeline: r.timeline,
-            log: r.log,
+            log: r.last_log,
             seg: r.run.end,
         })
     }
 
     /// Runs on `timeline` as inclusive linear `segno` ranges with their newest
     /// `LastModified`, in order, for segment size `segment_size` bytes.
+    ///
+    /// A coalesced entry is one range with 16 MiB segments. With another
+    /// segment size its directories are not adjacent in `segno` terms (each
+    /// misses the segments past `FF`, or holds names past the last segment
+    /// of its log): it gives one range per directory, each with the entry's
+    /// newest `LastModified` (the only value not kept per directory).
     pub fn segno_runs(&self, timeline: u32, segment_size: u64) -> Vec<(u64, u64, f64)> {
         let per = segments_per_log(segment_size);
         let mut out: Vec<(u64, u64, f64)> = Vec::new();
+        let mut push = |a: u64, b: u64, m: f64| match out.last_mut() {
+            Some(last) if last.1 + 1 == a => {
+                last.1 = b;
+                last.2 = last.2.max(m);
+            }
+            _ => out.push((a, b, m)),
+        };
         for r in self.on_timeline(timeline) {
-            let (a, b) = (
-                u64::from(r.log) * per + u64::from(r.run.start),
-                u64::from(r.log) * per + u64::from(r.run.end),
-            );
-            match out.last_mut() {
-                Some(last) if last.1 + 1 == a => {
-                    last.1 = b;
-                    last.2 = last.2.max(r.run.newest_modified);
+            let m = r.run.newest_modified;
+            let (start, end) = (u64::from(r.run.start), u64::from(r.run.end));
+            if r.log == r.last_log || per == u64::from(FULL_END) + 1 {
+                push(u64::from(r.log) * per + start, u64::from(r.last_log) * per + end, m);
+            } else {
+                for log in r.log..=r.last_log {
+                    push(u64::from(log) * per + start, u64::from(log) * per + end, m);
                 }
-                _ => out.push((a, b, r.run.newest_modified)),
             }
         }
         out
@@ -339,35 +431,42 @@ impl WalIndex {
     /// Adds every segment of `other` (the index of another directory listing).
     pub fn merge(&mut self, other: &WalIndex) {
         // Directories merged in order (the walk's case): other's runs all sort
-        // after ours, in other directories, and are appended as they are.
+        // after ours, in other directories, and are appended as they are
+        // (coalescing at the seam).
         let after = match (self.runs.last(), other.runs.first()) {
-            (Some(last), Some(first)) => (last.timeline, last.log) < (first.timeline, first.log),
+            (Some(last), Some(first)) => (last.timeline, last.last_log) < (first.timeline, first.log),
             _ => true,
         };
         if after {
+            let seam = self.runs.len();
             self.runs.extend_from_slice(&other.runs);
+            if seam > 0 && seam < self.runs.len() {
+                self.coalesce_at(seam);
+            }
             return;
         }
         for r in &other.runs {
-            for seg in r.run.start..=r.run.end {
-                let name = SegmentName {
-                    timeline: r.timeline,
-                    log: r.log,
-                    seg,
-                };
-                self.insert(name, r.run.newest_modified);
+            for log in r.log..=r.last_log {
+                for seg in r.run.start..=r.run.end {
+                    let name = SegmentName {
+                        timeline: r.timeline,
+                        log,
+                        seg,
+                    };
+                    self.insert(name, r.run.newest_modified);
+                }
             }
         }
     }
 
-    /// Number of directories and runs held (for memory accounting).
+    /// Number of directories and entries held (for memory accounting).
     pub fn size(&self) -> (usize, usize) {
         let mut dirs = 0;
         let mut last = None;
         for r in &self.runs {
             if last != Some((r.timeline, r.log)) {
-                dirs += 1;
-                last = Some((r.timeline, r.log));
+                dirs += (r.last_log - r.log) as usize + 1;
+                last = Some((r.timeline, r.last_log));
             }
         }
         (dirs, self.runs.len())
@@ -412,5 +511,136 @@ mod index_tests {
         j.insert(seg(1, 0, 63), 1.0);
         j.insert(seg(1, 1, 0), 2.0);
         assert_eq!(j.segno_runs(1, 64 << 20), vec![(63, 64, 2.0)]);
+    }
+
+    /// Every segment of `logs` full directories (00..=FF) on timeline 1,
+    /// LastModified = the segment's number.
+    fn full_dirs(logs: std::ops::Range<u32>) -> Vec<(SegmentName, f64)> {
+        logs.flat_map(|l| (0..=FULL_END).map(move |s| (seg(1, l, s), f64::from(l * 256 + s))))
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_full_directories_are_one_entry() {
+        let mut i = WalIndex::default();
+        for (name, m) in full_dirs(0..1000) {
+            i.insert(name, m);
+        }
+        assert_eq!(i.size(), (1000, 1));
+        let newest = f64::from(999 * 256 + 255);
+        assert_eq!(i.segno_runs(1, DEFAULT_SEGMENT_SIZE), vec![(0, 1000 * 256 - 1, newest)]);
+        assert!(i.contains(seg(1, 500, 0)) && i.contains(seg(1, 999, 255)));
+        assert!(!i.contains(seg(1, 1000, 0)) && !i.contains(seg(1, 500, 256)) && !i.contains(seg(2, 5, 5)));
+        assert_eq!(i.newest_on(1), Some(seg(1, 999, 255)));
+        // A segment past FF in a coalesced directory splits it out.
+        i.insert(seg(1, 500, 256), 1.0);
+        assert_eq!(i.size(), (1000, 3));
+        assert!(i.contains(seg(1, 500, 256)) && i.contains(seg(1, 501, 3)));
+        // A gap splits too; filling it coalesces again.
+        let mut j = WalIndex::default();
+        for (name, m) in full_dirs(0..10).into_iter().filter(|(n, _)| *n != seg(1, 4, 7)) {
+            j.insert(name, m);
+        }
+        assert_eq!(j.size(), (10, 4));
+        assert_eq!(j.segno_runs(1, DEFAULT_SEGMENT_SIZE).len(), 2);
+        j.insert(seg(1, 4, 7), f64::from(4 * 256 + 7));
+        assert_eq!(j.size(), (10, 1));
+        // With 64 MiB segments (64 a log), full 00..=FF directories are not
+        // adjacent: one range per directory, with the entry's newest time.
+        assert_eq!(
+            j.segno_runs(1, 64 << 20)[..2],
+            [
+                (0, 255, f64::from(9 * 256 + 255)),
+                (64, 64 + 255, f64::from(9 * 256 + 255))
+            ]
+        );
+    }
+
+    /// The same segments give the same index (and the same answers as a
+    /// plain set of names) whatever the order of inserts and merges: the
+    /// walk compares indexes built from differently grouped directories.
+    #[test]
+    fn the_index_is_canonical_and_exact() {
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for _ in 0..40 {
+            // Mostly full directories, with a few gaps and strays.
+            let mut names: Vec<(SegmentName, f64)> = full_dirs(0..12)
+                .into_iter()
+                .filter(|_| next(200) != 0)
+                .map(|(n, _)| (n, 0.0))
+                .collect();
+            for _ in 0..next(4) {
+                names.push((seg(1 + next(2) as u32, next(14) as u32, next(300) as u32), 0.0));
+            }
+            for (k, n) in names.iter_mut().enumerate() {
+                n.1 = (k % 97) as f64;
+            }
+            let mut sorted = names.clone();
+            sorted.sort_by_key(|(n, _)| (n.timeline, n.log, n.seg));
+            let mut a = WalIndex::default();
+            for &(n, m) in &sorted {
+                a.insert(n, m);
+            }
+            // Shuffled inserts.
+            let mut shuffled = names.clone();
+            for k in (1..shuffled.len()).rev() {
+                shuffled.swap(k, next(k as u64 + 1) as usize);
+            }
+            let mut b = WalIndex::default();
+            for &(n, m) in &shuffled {
+                b.insert(n, m);
+            }
+            // Per-directory indexes merged in order, in random groups.
+            let mut c = WalIndex::default();
+            let mut group = WalIndex::default();
+            let mut dir = None;
+            for &(n, m) in &sorted {
+                if dir != Some((n.timeline, n.log)) && next(3) == 0 {
+                    c.merge(&std::mem::take(&mut group));
+                }
+                dir = Some((n.timeline, n.log));
+                group.insert(n, m);
+            }
+            c.merge(&group);
+            assert_eq!(a, b);
+            assert_eq!(a, c);
+            // Exact against the set of names (16 MiB segments).
+            let set: std::collections::BTreeMap<(u32, u64), f64> = sorted
+                .iter()
+                .filter(|(n, _)| n.seg <= FULL_END)
+                .fold(Default::default(), |mut m, (n, t)| {
+                    let e = m.entry((n.timeline, n.segno(DEFAULT_SEGMENT_SIZE))).or_insert(*t);
+                    *e = e.max(*t);
+                    m
+                });
+            for tli in 1..=2 {
+                let mut want: Vec<(u64, u64, f64)> = Vec::new();
+                for (&(_, s), &t) in set.range((tli, 0)..(tli + 1, 0)) {
+                    match want.last_mut() {
+                        Some(l) if l.1 + 1 == s => {
+                            l.1 = s;
+                            l.2 = l.2.max(t);
+                        }
+                        _ => want.push((s, s, t)),
+                    }
+                }
+                if sorted.iter().all(|(n, _)| n.timeline != tli || n.seg <= FULL_END) {
+                    assert_eq!(a.segno_runs(tli, DEFAULT_SEGMENT_SIZE), want);
+                }
+            }
+            for (n, _) in &sorted {
+                assert!(a.contains(*n));
+            }
+            for _ in 0..200 {
+                let probe = seg(1 + next(2) as u32, next(14) as u32, next(300) as u32);
+                assert_eq!(a.contains(probe), sorted.iter().any(|(n, _)| *n == probe));
+            }
+        }
     }
 }
