@@ -267,6 +267,8 @@ def exporter_walks(args, s3, destination, timeout):
     try:
         t = e.wait("bench", lambda t: walks("full")(t) >= 2, 2 * timeout)
         out["full"] = last_walk(t)
+        # Peak over a cold walk and a full reconcile (old and new cache).
+        out["full"]["peak_rss_bytes"] = e.peak_rss()
         log(f"full walk (warm): {out['full']}")
     finally:
         e.stop()

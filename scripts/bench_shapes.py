@@ -19,6 +19,13 @@ starts the stores and seeds the data this reads), with bench.py's helpers.
     every target, requests per server per cycle;
   * /metrics under wrk with gzip (Accept-Encoding: gzip; 2 connections)
     while every target walks fully (full_walk_interval: 0s) on the interval.
+--single PREFIX and --single-small PREFIX: one server of N WAL objects and
+  one of N/10 (the 10,000,000-object shape with BCE_BENCH_SINGLE=1), each
+  walked as bench.py walks the big set: the cold walk of a process that walks
+  once (wall time, requests, peak RSS), two steady-state cycles of a process
+  on the interval (requests), and a process walking fully every cycle (peak
+  RSS over its cold walk and a full reconcile, when the old and the new cache
+  are both held).
 Prints a JSON document on stdout. Standard library only.
 """
 import argparse
@@ -26,7 +33,7 @@ import json
 import sys
 import urllib.request
 
-from bench import Exporter, last_walk, log, read_env, run_wrk, walks
+from bench import Exporter, exporter_walks, last_walk, log, read_env, run_wrk, walks
 
 
 def requests_by_operation(e, target):
@@ -152,6 +159,15 @@ def fleet(args, s3):
     return out
 
 
+def single(args, s3):
+    out = {}
+    for size, prefix in (("big", args.single), ("small", args.single_small)):
+        log(f"single server {prefix}")
+        out[size] = exporter_walks(args, s3, f"s3://{args.bucket}/{prefix}", args.timeout)
+        out[size]["prefix"] = prefix
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--exporter", required=True)
@@ -170,6 +186,8 @@ def main():
     ap.add_argument("--fleet-targets", type=int)
     ap.add_argument("--fleet-servers", type=int, help="servers per target")
     ap.add_argument("--fleet-four", help="prefix of the 4-server set of as many objects")
+    ap.add_argument("--single", help="prefix of the one-server set of N objects")
+    ap.add_argument("--single-small", help="prefix of the one-server set of N/10 objects")
     args = ap.parse_args()
     s3 = read_env(args.s3_env)
     result = {}
@@ -177,6 +195,8 @@ def main():
         result["cloud"] = cloud(args, s3)
     if args.fleet:
         result["fleet"] = fleet(args, s3)
+    if args.single:
+        result["single"] = single(args, s3)
     json.dump(result, sys.stdout, indent=2)
     print()
 

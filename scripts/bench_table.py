@@ -102,6 +102,14 @@ def smoke_checks(results, servers):
         problems.append(f"steady state listed {inc['listed_dirs']} and reused {inc['reused_dirs']} directories")
     if r["load"]["errors"]:
         problems.append(f"{r['load']['errors']} errors on /metrics under load")
+    if "single" in r:
+        for size, x in r["single"].items():
+            if x["cold"]["reused_dirs"] or not x["cold"]["listed_dirs"]:
+                problems.append(f"single {size}: the cold walk was not cold: {x['cold']}")
+            if x["incremental"]["incremental_servers"] != 1 or not x["incremental"]["reused_dirs"]:
+                problems.append(f"single {size}: the steady-state cycle was not incremental: {x['incremental']}")
+            if x["incremental"]["requests"] > 3:
+                problems.append(f"single {size}: {x['incremental']['requests']} requests in a steady-state cycle")
     for p in problems:
         print(f"bench smoke: {p}", file=sys.stderr)
     return not problems
@@ -173,6 +181,35 @@ def fleet_table(f):
           f"${((cold['requests'] - gets) * LIST_PRICE + gets * GET_PRICE) * scale:,.2f} once |")
 
 
+def single_table(s):
+    big, small = s["big"], s["small"]
+    nb, ns = (int(x["prefix"].split("-n")[1]) for x in (big, small))
+    cold_ratio = big["cold"]["peak_rss_bytes"] / small["cold"]["peak_rss_bytes"]
+    full_ratio = big["full"]["peak_rss_bytes"] / small["full"]["peak_rss_bytes"]
+    inc = big["incremental"]
+    print(f"| measure (1 server) | {ns:,} WAL objects | {nb:,} WAL objects | ratio / goal |")
+    print("|---|---|---|---|")
+    rows = [
+        ("Cold walk: wall time / requests",
+         *(f"{x['cold']['seconds']:.1f} s / {x['cold']['requests']:,}" for x in (small, big)), ""),
+        ("Cold walk: peak RSS", mib(small["cold"]["peak_rss_bytes"]), mib(big["cold"]["peak_rss_bytes"]),
+         f"{cold_ratio:.2f}x (goal <= 1.1x {verdict(cold_ratio <= 1.1)}; <= 40 MiB "
+         f"{verdict(big['cold']['peak_rss_bytes'] <= 40 * 2**20)})"),
+        ("Cold walk then a full reconcile (both caches held): peak RSS",
+         mib(small["full"]["peak_rss_bytes"]), mib(big["full"]["peak_rss_bytes"]),
+         f"{full_ratio:.2f}x (goal <= 1.1x {verdict(full_ratio <= 1.1)}; <= 40 MiB "
+         f"{verdict(big['full']['peak_rss_bytes'] <= 40 * 2**20)})"),
+        ("Full walk (warm): wall time / requests",
+         *(f"{x['full']['seconds']:.1f} s / {x['full']['requests']:,}" for x in (small, big)), ""),
+        ("Steady-state cycle (unchanged bucket): wall time / requests",
+         *(f"{x['incremental']['seconds']:.3f} s / {x['incremental']['requests']}" for x in (small, big)),
+         f"goal <= 3 per server {verdict(inc['requests'] <= 3)}; "
+         f"{big['full']['requests'] / max(1, inc['requests']):,.0f}x fewer than a full walk"),
+    ]
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def shapes_main(path):
     r = json.load(open(path))
     servers = int(sys.argv[4])
@@ -181,6 +218,9 @@ def shapes_main(path):
         print()
     if "fleet" in r:
         fleet_table(r["fleet"])
+        print()
+    if "single" in r:
+        single_table(r["single"])
 
 
 def shapes_checks(path, servers):
@@ -207,6 +247,14 @@ def shapes_checks(path, servers):
             problems.append(f"fleet steady state: {f['incremental']}")
         if f["load"]["errors"]:
             problems.append(f"fleet: {f['load']['errors']} errors on /metrics under load")
+    if "single" in r:
+        for size, x in r["single"].items():
+            if x["cold"]["reused_dirs"] or not x["cold"]["listed_dirs"]:
+                problems.append(f"single {size}: the cold walk was not cold: {x['cold']}")
+            if x["incremental"]["incremental_servers"] != 1 or not x["incremental"]["reused_dirs"]:
+                problems.append(f"single {size}: the steady-state cycle was not incremental: {x['incremental']}")
+            if x["incremental"]["requests"] > 3:
+                problems.append(f"single {size}: {x['incremental']['requests']} requests in a steady-state cycle")
     for p in problems:
         print(f"bench smoke: {p}", file=sys.stderr)
     return not problems

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use super::WalTotals;
 use super::retention::WalRules;
 
+mod names;
 mod tail;
 
+pub use names::DirNames;
 pub use tail::{PAGE_KEYS, TailPlan, plan_tail, tail_listing};
 
 /// What a walk remembers of one server's `wals/` directories for the next.
@@ -22,8 +24,10 @@ pub use tail::{PAGE_KEYS, TailPlan, plan_tail, tail_listing};
 pub struct DirCache {
     /// The retention rules the directory aggregates were computed with.
     pub rules: WalRules,
-    /// Aggregates per `wals/<dir>/` (the directory name without slashes).
-    pub dirs: BTreeMap<String, Arc<WalTotals>>,
+    /// The directory names (`wals/<dir>/` without slashes), sorted.
+    pub names: DirNames,
+    /// Aggregates of each directory, in the order of `names`.
+    pub totals: Vec<Arc<WalTotals>>,
     /// When every directory was last listed, Unix seconds.
     pub full_at: f64,
     /// False when the last full walk found older directories changed, so the
@@ -34,13 +38,36 @@ pub struct DirCache {
     pub active: BTreeSet<String>,
 }
 
+impl DirCache {
+    /// The aggregates of directory `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<WalTotals>> {
+        self.names.position(name).map(|i| &self.totals[i])
+    }
+
+    /// Number of directories.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether it remembers no directory.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The directories and their aggregates, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<WalTotals>)> {
+        self.names.iter().zip(&self.totals)
+    }
+}
+
 /// Which WAL directories a walk lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalListing {
     /// Every directory is listed.
     pub full: bool,
-    /// The directories to list (names under `wals/`, without slashes).
-    pub list: Vec<String>,
+    /// The directories to list: indices into the names the plan was made
+    /// from, ascending.
+    pub list: Vec<u32>,
     /// Directories PostgreSQL may still be writing into ([`active_dirs`]): the
     /// newest of the newest timeline and, unless quiet, of the one before (a
     /// promote archives the old timeline's `.partial`). A change there is
@@ -52,58 +79,40 @@ pub struct WalListing {
 
 /// A run of consecutive `wals/` directories listed together, and the
 /// directory just before it in the delimiter listing (where its range
-/// listing starts after).
+/// listing starts after), as indices into the directory names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     /// The directory before the first one, `None` at the start of `wals/`.
-    pub after: Option<String>,
-    /// The directories, in listing order.
-    pub dirs: Vec<String>,
+    pub after: Option<usize>,
+    /// The directories.
+    pub dirs: std::ops::Range<usize>,
 }
 
-/// Groups the directories to list into chunks for concurrent listings:
-/// runs of directories consecutive in `all` (the `wals/` delimiter listing's
-/// order), each cut into pieces of at most `ceil(list / concurrency)`
-/// directories, so a cold walk makes about `concurrency` range listings of
-/// full pages and an incremental one a listing per active directory.
-pub fn listing_chunks(all: &[String], list: &[String], concurrency: usize) -> Vec<Chunk> {
-    let wanted: BTreeSet<&String> = list.iter().collect();
+/// Groups the directories to list (`list`: ascending indices into the
+/// `wals/` delimiter listing's names) into chunks for concurrent listings:
+/// runs of consecutive directories, each cut into pieces of at most
+/// `ceil(list / concurrency)` directories, so a cold walk makes about
+/// `concurrency` range listings of full pages and an incremental one a
+/// listing per active directory.
+pub fn listing_chunks(list: &[u32], concurrency: usize) -> Vec<Chunk> {
     let size = list.len().div_ceil(concurrency.max(1)).max(1);
     let mut chunks: Vec<Chunk> = Vec::new();
-    let mut run: Vec<String> = Vec::new();
-    let mut after: Option<&String> = None;
-    for d in all {
-        if wanted.contains(d) {
-            run.push(d.clone());
-            if run.len() == size {
-                chunks.push(Chunk {
-                    after: after.cloned(),
-                    dirs: std::mem::take(&mut run),
-                });
-                after = Some(d);
-            }
-        } else {
-            if !run.is_empty() {
-                chunks.push(Chunk {
-                    after: after.cloned(),
-                    dirs: std::mem::take(&mut run),
-                });
-            }
-            after = Some(d);
+    for &i in list {
+        let i = i as usize;
+        match chunks.last_mut() {
+            Some(c) if c.dirs.end == i && c.dirs.len() < size => c.dirs.end = i + 1,
+            _ => chunks.push(Chunk {
+                after: i.checked_sub(1),
+                dirs: i..i + 1,
+            }),
         }
-    }
-    if !run.is_empty() {
-        chunks.push(Chunk {
-            after: after.cloned(),
-            dirs: run,
-        });
     }
     chunks
 }
 
 /// Decides which WAL directories to list, given the previous walk of the
-/// server (`None`: cold start), the directories listed now under `wals/` (in
-/// listing order), the retention rules planned now, now (Unix seconds) and
+/// server (`None`: cold start), the directories listed now under `wals/`
+/// (sorted), the retention rules planned now, now (Unix seconds) and
 /// `full_walk_interval` (seconds; 0 makes every walk full).
 ///
 /// The walk is full (every directory) on a cold start, when the rules differ
@@ -115,24 +124,24 @@ pub fn listing_chunks(all: &[String], list: &[String], concurrency: usize) -> Ve
 /// previous walk (which may have been filled since).
 pub fn plan_wal_listing(
     prev: Option<&DirCache>,
-    dirs: &[String],
+    dirs: &DirNames,
     rules: &WalRules,
     now: f64,
     full_walk_interval: f64,
 ) -> WalListing {
     let active = active_dirs(dirs, prev, now, full_walk_interval);
-    let present: BTreeSet<&String> = dirs.iter().collect();
-    let removed = prev.is_some_and(|p| p.dirs.keys().any(|d| !present.contains(d)));
+    let removed = prev.is_some_and(|p| p.names.iter().any(|d| !dirs.contains(d)));
     let full = match prev {
         None => true,
         Some(p) => p.rules != *rules || removed || !p.settled || now - p.full_at >= full_walk_interval,
     };
     let list = dirs
         .iter()
-        .filter(|d| {
-            full || active.contains(*d) || prev.is_none_or(|p| p.active.contains(*d) || !p.dirs.contains_key(*d))
+        .enumerate()
+        .filter(|(_, d)| {
+            full || active.contains(*d) || prev.is_none_or(|p| p.active.contains(*d) || !p.names.contains(d))
         })
-        .cloned()
+        .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
         .collect();
     WalListing {
         full,
@@ -142,32 +151,36 @@ pub fn plan_wal_listing(
     }
 }
 
-/// The directories PostgreSQL may still be writing into, among `dirs` (in
-/// listing order): the newest directory of the newest timeline, and the
+/// The directories PostgreSQL may still be writing into, among `dirs`
+/// (sorted): the newest directory of the newest timeline, and the
 /// newest of the timeline before it unless that one is quiet — its newest
 /// segment, as `prev` listed it, older than `full_walk_interval` seconds
 /// before `now`. After a promote the old primary may still archive into its
 /// timeline for a while (and the new one archives its `.partial` there);
 /// once that timeline has been quiet for a reconcile interval, a late change
 /// there is left to the periodic full walk, like any old directory.
-pub fn active_dirs(dirs: &[String], prev: Option<&DirCache>, now: f64, full_walk_interval: f64) -> BTreeSet<String> {
-    let mut newest: BTreeMap<u32, &String> = BTreeMap::new();
-    for d in dirs {
-        if let Some((tli, _)) = super::key::wal_dir(&format!("{d}/")) {
+pub fn active_dirs(dirs: &DirNames, prev: Option<&DirCache>, now: f64, full_walk_interval: f64) -> BTreeSet<String> {
+    let mut newest: BTreeMap<u32, &str> = BTreeMap::new();
+    let mut slashed = String::new();
+    for d in dirs.iter() {
+        slashed.clear();
+        slashed.push_str(d);
+        slashed.push('/');
+        if let Some((tli, _)) = super::key::wal_dir(&slashed) {
             let e = newest.entry(tli).or_insert(d);
             if d > *e {
                 *e = d;
             }
         }
     }
-    let quiet = |d: &String| {
-        prev.and_then(|p| p.dirs.get(d))
+    let quiet = |d: &str| {
+        prev.and_then(|p| p.get(d))
             .and_then(|t| t.newest_segment_modified)
             .is_some_and(|m| now - m >= full_walk_interval)
     };
     let mut newest = newest.into_values().rev();
-    let mut active: BTreeSet<String> = newest.next().cloned().into_iter().collect();
-    active.extend(newest.next().filter(|d| !quiet(d)).cloned());
+    let mut active: BTreeSet<String> = newest.next().map(String::from).into_iter().collect();
+    active.extend(newest.next().filter(|d| !quiet(d)).map(String::from));
     active
 }
 
@@ -182,10 +195,12 @@ pub struct Combined {
     pub reused: u64,
 }
 
-/// Combines the directories listed now (`listed`, aggregates accounted with
-/// `rules`, each in the allocation the cache keeps: no copy) with the previous walk's aggregates of the others, in the order of
-/// `all` (the directories of the `wals/` delimiter listing), merging every
-/// directory's aggregates into `into`. `now` is Unix seconds.
+/// Combines the directories listed now (`listed[i]`: the aggregates of
+/// `all`'s directory `i` if it was listed, accounted with `rules`, each in
+/// the allocation the cache keeps: no copy) with the previous walk's
+/// aggregates of the others, in the order of `all` (the directories of the
+/// `wals/` delimiter listing, sorted), merging every directory's aggregates
+/// into `into`. `now` is Unix seconds.
 ///
 /// A directory of the plan that the listing did not return was emptied in
 /// between and counts as listed and empty. A full walk that finds old
@@ -195,34 +210,37 @@ pub struct Combined {
 pub fn combine(
     prev: Option<&DirCache>,
     plan: WalListing,
-    all: Vec<String>,
-    mut listed: BTreeMap<String, Arc<WalTotals>>,
+    all: DirNames,
+    mut listed: Vec<Option<Arc<WalTotals>>>,
     rules: &WalRules,
     now: f64,
     into: &mut WalTotals,
 ) -> Combined {
-    for d in &plan.list {
-        listed.entry(d.clone()).or_default();
+    listed.resize(all.len(), None);
+    for &i in &plan.list {
+        if let Some(slot) = listed.get_mut(i as usize) {
+            slot.get_or_insert_with(Default::default);
+        }
     }
-    let listed_count = listed.len() as u64;
+    let listed_count = listed.iter().filter(|t| t.is_some()).count() as u64;
     let mut reused = 0;
     let mut changed = plan.removed;
     // A full walk's old and new aggregates of the directories that should
     // not have changed, summed (directories folded into spans hold their
     // span's sum under its first one: only sums compare).
     let (mut old_sum, mut new_sum) = (WalTotals::default(), WalTotals::default());
-    let mut dirs = BTreeMap::new();
-    for d in all {
-        let totals = match listed.remove(&d) {
+    let mut totals = Vec::with_capacity(all.len());
+    for (d, slot) in all.iter().zip(listed) {
+        let t = match slot {
             Some(t) => {
-                let expected = plan.active.contains(&d) || prev.is_some_and(|p| p.active.contains(&d));
-                if let Some(old) = prev.and_then(|p| p.dirs.get(&d)).filter(|_| plan.full && !expected) {
+                let expected = plan.active.contains(d) || prev.is_some_and(|p| p.active.contains(d));
+                if let Some(old) = prev.and_then(|p| p.get(d)).filter(|_| plan.full && !expected) {
                     old_sum.merge(old);
                     new_sum.merge(&t);
                 }
                 t
             }
-            None => match prev.and_then(|p| p.dirs.get(&d)) {
+            None => match prev.and_then(|p| p.get(d)) {
                 Some(t) => {
                     reused += 1;
                     t.clone()
@@ -231,15 +249,18 @@ pub fn combine(
                 None => Arc::new(WalTotals::default()),
             },
         };
-        into.merge(&totals);
-        dirs.insert(d, totals);
+        into.merge(&t);
+        totals.push(t);
     }
     if !old_sum.same_objects(&new_sum) {
         changed = true;
     }
+    let mut names = all;
+    names.shrink_to_fit();
     let cache = DirCache {
         rules: rules.clone(),
-        dirs,
+        names,
+        totals,
         full_at: if plan.full {
             now
         } else {
@@ -264,20 +285,23 @@ mod tests {
     use super::*;
     use crate::catalog::retention::BackupMeta;
 
-    fn dirs(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn dirs(names: &[&str]) -> DirNames {
+        names.iter().copied().collect()
     }
 
-    fn plan(prev: Option<&DirCache>, names: &[String], rules: &WalRules, now: f64) -> WalListing {
+    fn plan(prev: Option<&DirCache>, names: &DirNames, rules: &WalRules, now: f64) -> WalListing {
         plan_wal_listing(prev, names, rules, now, 100.0)
+    }
+
+    /// The names of a plan's list.
+    fn listed<'a>(p: &WalListing, all: &'a DirNames) -> Vec<&'a str> {
+        p.list.iter().map(|&i| all.get(i as usize)).collect()
     }
 
     fn cache(names: &[&str], full_at: f64) -> DirCache {
         DirCache {
-            dirs: names
-                .iter()
-                .map(|d| (d.to_string(), Arc::new(WalTotals::default())))
-                .collect(),
+            names: dirs(names),
+            totals: names.iter().map(|_| Arc::new(WalTotals::default())).collect(),
             full_at,
             settled: true,
             // As the walk that listed `names` leaves it.
@@ -303,36 +327,27 @@ mod tests {
 
     #[test]
     fn chunks_are_runs_of_consecutive_directories() {
-        let all = dirs(&["a", "b", "c", "d", "e", "f", "g"]);
-        let chunk = |after: Option<&str>, d: &[&str]| Chunk {
-            after: after.map(String::from),
-            dirs: dirs(d),
-        };
+        // Indices into a, b, c, d, e, f, g.
+        let all: Vec<u32> = (0..7).collect();
+        let chunk = |after: Option<usize>, d: std::ops::Range<usize>| Chunk { after, dirs: d };
         assert_eq!(
-            listing_chunks(&all, &all, 3),
-            vec![
-                chunk(None, &["a", "b", "c"]),
-                chunk(Some("c"), &["d", "e", "f"]),
-                chunk(Some("f"), &["g"])
-            ]
+            listing_chunks(&all, 3),
+            vec![chunk(None, 0..3), chunk(Some(2), 3..6), chunk(Some(5), 6..7)]
         );
+        // a, b, d, g
         assert_eq!(
-            listing_chunks(&all, &dirs(&["a", "b", "d", "g"]), 2),
-            vec![
-                chunk(None, &["a", "b"]),
-                chunk(Some("c"), &["d"]),
-                chunk(Some("f"), &["g"])
-            ]
+            listing_chunks(&[0, 1, 3, 6], 2),
+            vec![chunk(None, 0..2), chunk(Some(2), 3..4), chunk(Some(5), 6..7)]
         );
-        assert_eq!(listing_chunks(&all, &all, 100).len(), 7);
-        assert!(listing_chunks(&all, &[], 4).is_empty());
+        assert_eq!(listing_chunks(&all, 100).len(), 7);
+        assert!(listing_chunks(&[], 4).is_empty());
     }
 
     #[test]
     fn cold_start_lists_everything() {
         let p = plan(None, &dirs(&OLD), &WalRules::default(), 0.0);
         assert!(p.full);
-        assert_eq!(p.list, dirs(&OLD));
+        assert_eq!(listed(&p, &dirs(&OLD)), OLD);
     }
 
     #[test]
@@ -340,14 +355,13 @@ mod tests {
         let prev = cache(&OLD, 0.0);
         let p = plan(Some(&prev), &dirs(&OLD), &WalRules::default(), 50.0);
         assert!(!p.full);
-        assert_eq!(p.list, dirs(&["0000000200000001", "0000000300000002"]));
+        assert_eq!(listed(&p, &dirs(&OLD)), ["0000000200000001", "0000000300000002"]);
         // A new directory is listed as well; junk directories only when new.
-        let mut now = dirs(&OLD);
-        now.extend(dirs(&["0000000300000003", "junk"]));
+        let now: DirNames = OLD.iter().copied().chain(["0000000300000003", "junk"]).collect();
         let p = plan(Some(&prev), &now, &WalRules::default(), 50.0);
         assert_eq!(
-            p.list,
-            dirs(&["0000000200000001", "0000000300000002", "0000000300000003", "junk"])
+            listed(&p, &now),
+            ["0000000200000001", "0000000300000002", "0000000300000003", "junk"]
         );
         assert_eq!(
             p.active,
@@ -392,15 +406,15 @@ mod tests {
         let all = dirs(&["0000000100000000", "0000000100000001"]);
         let rules = WalRules::default();
         let cold = plan(None, &all, &rules, 10.0);
-        let listed: BTreeMap<String, Arc<WalTotals>> = [
+        let aggregates = [
             ("0000000100000000", "000000010000000000000001"),
             ("0000000100000001", "000000010000000100000000"),
         ]
         .into_iter()
-        .map(|(d, s)| (d.to_string(), Arc::new(one_segment(d, s))))
+        .map(|(d, s)| Some(Arc::new(one_segment(d, s))))
         .collect();
         let mut first = WalTotals::default();
-        let c = combine(None, cold, all.clone(), listed, &rules, 10.0, &mut first);
+        let c = combine(None, cold, all.clone(), aggregates, &rules, 10.0, &mut first);
         assert_eq!((c.listed, c.reused), (2, 0));
         assert!(c.cache.settled && c.cache.full_at == 10.0);
         assert_eq!(first.by_kind[0].objects, 2);
@@ -408,12 +422,12 @@ mod tests {
         // Incremental: only the active directory is listed, and it grew.
         let inc = plan(Some(&c.cache), &all, &rules, 20.0);
         assert!(!inc.full);
-        assert_eq!(inc.list, dirs(&["0000000100000001"]));
+        assert_eq!(listed(&inc, &all), ["0000000100000001"]);
         let mut grown = one_segment("0000000100000001", "000000010000000100000000");
         grown.add("0000000100000001/000000010000000100000001", 16, Some(2.0), &rules);
-        let listed = [("0000000100000001".to_string(), Arc::new(grown))].into();
+        let aggregates = vec![None, Some(Arc::new(grown))];
         let mut second = WalTotals::default();
-        let c2 = combine(Some(&c.cache), inc, all.clone(), listed, &rules, 20.0, &mut second);
+        let c2 = combine(Some(&c.cache), inc, all.clone(), aggregates, &rules, 20.0, &mut second);
         assert_eq!((c2.listed, c2.reused), (1, 1));
         assert_eq!(second.by_kind[0].objects, 3);
         assert_eq!(
@@ -421,14 +435,14 @@ mod tests {
             "an incremental walk keeps the last full walk's time"
         );
         assert!(Arc::ptr_eq(
-            &c2.cache.dirs["0000000100000000"],
-            &c.cache.dirs["0000000100000000"]
+            c2.cache.get("0000000100000000").unwrap(),
+            c.cache.get("0000000100000000").unwrap()
         ));
 
         // A planned directory the range listing did not return was emptied.
         let full = plan_wal_listing(Some(&c2.cache), &all, &rules, 30.0, 0.0);
         let mut third = WalTotals::default();
-        let c3 = combine(Some(&c2.cache), full, all, BTreeMap::new(), &rules, 30.0, &mut third);
+        let c3 = combine(Some(&c2.cache), full, all, Vec::new(), &rules, 30.0, &mut third);
         assert_eq!((c3.listed, c3.reused), (2, 0));
         assert_eq!(third.by_kind[0].objects, 0);
         // The old directory changed during a full walk: not settled.

@@ -15,9 +15,7 @@
 //! walk full) is left to the periodic full walk, and a removal it does see
 //! makes the next walk full.
 
-use std::collections::BTreeSet;
-
-use super::{DirCache, WalListing, active_dirs};
+use super::{DirCache, DirNames, WalListing, active_dirs};
 use crate::catalog::WalTotals;
 use crate::catalog::retention::WalRules;
 
@@ -46,47 +44,48 @@ pub struct TailPlan {
 pub fn plan_tail(prev: &DirCache, rules: &WalRules, now: f64, full_walk_interval: f64) -> Option<TailPlan> {
     let incremental = prev.rules == *rules && prev.settled && now - prev.full_at < full_walk_interval;
     let from = prev.active.first()?;
-    if !incremental || !prev.dirs.contains_key(from) {
+    let pos = prev.names.position(from)?;
+    if !incremental {
         return None;
     }
     let objects = |t: &WalTotals| t.by_kind.iter().map(|u| u.objects).sum::<u64>();
     let pages = |keys: u64| keys.div_ceil(PAGE_KEYS).max(1);
-    let tail: u64 = prev.dirs.range(from.clone()..).map(|(_, t)| objects(t)).sum();
-    let classic = pages(prev.dirs.len() as u64)
+    let tail: u64 = prev.totals[pos..].iter().map(|t| objects(t)).sum();
+    let classic = pages(prev.len() as u64)
         + prev
             .active
             .iter()
-            .map(|d| pages(prev.dirs.get(d).map_or(0, |t| objects(t))))
+            .map(|d| pages(prev.get(d).map_or(0, |t| objects(t))))
             .sum::<u64>();
     if pages(tail) > classic {
         return None;
     }
     Some(TailPlan {
-        after: prev.dirs.range(..from.clone()).next_back().map(|(d, _)| d.clone()),
+        after: pos.checked_sub(1).map(|i| prev.names.get(i).to_string()),
         from: from.clone(),
     })
 }
 
-/// After a tail listing that returned the directories `listed` (in listing
-/// order): the plan [`super::combine`] takes and every directory in order
-/// (the remembered ones before `plan.from`, then `listed`). A remembered
-/// directory from `plan.from` on that the listing did not return was removed
-/// (`removed`: the cache is then left unsettled, so the next walk is full).
+/// After a tail listing that returned the directories `listed` (sorted):
+/// the plan [`super::combine`] takes and every directory in order (the
+/// remembered ones before `plan.from`, then `listed`, which the plan lists).
+/// A remembered directory from `plan.from` on that the listing did not
+/// return was removed (`removed`: the cache is then left unsettled, so the
+/// next walk is full).
 pub fn tail_listing(
     prev: &DirCache,
     plan: &TailPlan,
-    listed: &[String],
+    listed: &DirNames,
     now: f64,
     full_walk_interval: f64,
-) -> (WalListing, Vec<String>) {
-    let got: BTreeSet<&String> = listed.iter().collect();
-    let removed = prev.dirs.range(plan.from.clone()..).any(|(d, _)| !got.contains(d));
-    let mut all: Vec<String> = prev.dirs.range(..plan.from.clone()).map(|(d, _)| d.clone()).collect();
-    all.extend(listed.iter().cloned());
+) -> (WalListing, DirNames) {
+    let pos = prev.names.partition_point(&plan.from);
+    let removed = prev.names.slice(pos..prev.len()).any(|d| !listed.contains(d));
+    let all: DirNames = prev.names.slice(0..pos).chain(listed.iter()).collect();
     let active = active_dirs(&all, Some(prev), now, full_walk_interval);
     let plan = WalListing {
         full: false,
-        list: listed.to_vec(),
+        list: (pos..all.len()).map(|i| u32::try_from(i).unwrap_or(u32::MAX)).collect(),
         active,
         removed,
     };
@@ -95,7 +94,6 @@ pub fn tail_listing(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use super::*;
@@ -113,9 +111,10 @@ mod tests {
     }
 
     fn cache(dirs: Vec<(String, Arc<WalTotals>)>, now: f64) -> DirCache {
-        let names: Vec<String> = dirs.iter().map(|(d, _)| d.clone()).collect();
+        let names: DirNames = dirs.iter().map(|(d, _)| d.as_str()).collect();
         let mut c = DirCache {
-            dirs: dirs.into_iter().collect(),
+            names: names.clone(),
+            totals: dirs.into_iter().map(|(_, t)| t).collect(),
             full_at: 0.0,
             settled: true,
             ..Default::default()
@@ -151,31 +150,28 @@ mod tests {
         };
         assert!(plan_tail(&unsettled, &rules, 60.0, 100.0).is_none());
         // The tail returned the active directory grown and a new one.
-        let listed = vec!["0000000100000002".to_string(), "0000000100000003".to_string()];
+        let listed: DirNames = ["0000000100000002", "0000000100000003"].into_iter().collect();
         let (p, all) = tail_listing(&prev, &plan, &listed, 60.0, 100.0);
         assert_eq!(all.len(), 4);
-        assert_eq!(p.list, listed);
+        assert_eq!(p.list, [2, 3]);
+        assert_eq!(all.slice(2..4).collect::<Vec<_>>(), listed.iter().collect::<Vec<_>>());
         assert!(!p.full && !p.removed);
         assert_eq!(p.active, ["0000000100000003".to_string()].into());
         let mut into = WalTotals::default();
-        let aggregates: BTreeMap<String, Arc<WalTotals>> =
-            [dir("0000000100000002", 41, 60.0), dir("0000000100000003", 1, 60.0)].into();
+        let aggregates = vec![
+            None,
+            None,
+            Some(dir("0000000100000002", 41, 60.0).1),
+            Some(dir("0000000100000003", 1, 60.0).1),
+        ];
         let c = combine(Some(&prev), p, all, aggregates, &rules, 60.0, &mut into);
         assert_eq!((c.listed, c.reused), (2, 2));
         assert_eq!(into.by_kind[0].objects, 256 + 256 + 41 + 1);
         assert!(c.cache.settled);
         // A remembered directory from `from` on gone: the next walk is full.
-        let (p, all) = tail_listing(&prev, &plan, &[], 60.0, 100.0);
+        let (p, all) = tail_listing(&prev, &plan, &DirNames::default(), 60.0, 100.0);
         assert!(p.removed);
-        let c = combine(
-            Some(&prev),
-            p,
-            all,
-            BTreeMap::new(),
-            &rules,
-            60.0,
-            &mut WalTotals::default(),
-        );
+        let c = combine(Some(&prev), p, all, Vec::new(), &rules, 60.0, &mut WalTotals::default());
         assert!(!c.cache.settled);
     }
 

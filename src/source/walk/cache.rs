@@ -22,10 +22,7 @@ pub struct WalkCache {
 impl WalkCache {
     /// Number of servers and WAL directories remembered.
     pub fn size(&self) -> (usize, usize) {
-        (
-            self.servers.len(),
-            self.servers.values().map(|s| s.wal.dirs.len()).sum(),
-        )
+        (self.servers.len(), self.servers.values().map(|s| s.wal.len()).sum())
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::catalog::listing::{Chunk, DirCache};
+use crate::catalog::listing::{Chunk, DirCache, DirNames};
 use crate::catalog::retention::WalRules;
 use crate::catalog::{WalTotals, needs_restore};
 use crate::source::store::{Listing, ObjectInfo, ObjectStore};
@@ -13,13 +13,13 @@ use crate::source::store::{Listing, ObjectInfo, ObjectStore};
 #[cfg(doc)]
 use crate::catalog::listing::combine;
 
-/// Lists a run of consecutive `wals/` directories (names in listing
-/// order) and accounts each one's objects with `rules`. One directory is
-/// listed by its prefix; several by one range listing of `wals/` from
-/// just before the first (start-after) up to the end of the last, so
-/// pages are full whatever the directories hold. Objects at the `wals/`
-/// root (history files) and directories created since the delimiter
-/// listing are left to that listing and the next walk.
+/// Lists a run of consecutive `wals/` directories (`chunk`: indices into
+/// `all`, the delimiter listing's names) and accounts each one's objects
+/// with `rules`. One directory is listed by its prefix; several by one range
+/// listing of `wals/` from just before the first (start-after) up to the end
+/// of the last, so pages are full whatever the directories hold. Objects at
+/// the `wals/` root (history files) and directories created since the
+/// delimiter listing are left to that listing and the next walk.
 ///
 /// The range starts after `<after>/` + U+10FFFF (past every key of the
 /// directory before), not after `<first>`: SeaweedFS skips a whole
@@ -27,19 +27,23 @@ use crate::catalog::listing::combine;
 pub(super) async fn list_wal_dirs<S: ObjectStore>(
     store: &S,
     wals: &str,
+    all: &DirNames,
     chunk: Chunk,
     rules: &WalRules,
     fold: &Fold,
-) -> Result<Vec<(String, Arc<WalTotals>)>, S::Error> {
-    let dirs = chunk.dirs;
-    let (Some(first), Some(last)) = (dirs.first(), dirs.last()) else {
-        return Ok(Vec::new());
-    };
-    let wanted: BTreeSet<&str> = dirs.iter().map(String::as_str).collect();
-    let (prefix, start_after) = if dirs.len() == 1 {
+) -> Result<Listed, S::Error> {
+    let range = chunk.dirs;
+    if range.is_empty() {
+        return Ok(Listed::default());
+    }
+    let (first, last) = (all.get(range.start), all.get(range.end - 1));
+    let (prefix, start_after) = if range.len() == 1 {
         (format!("{wals}{first}/"), None)
     } else {
-        (wals.to_string(), chunk.after.map(|a| format!("{wals}{a}/\u{10FFFF}")))
+        (
+            wals.to_string(),
+            chunk.after.map(|a| format!("{wals}{}/\u{10FFFF}", all.get(a))),
+        )
     };
     let listing = Listing {
         prefix: &prefix,
@@ -47,6 +51,9 @@ pub(super) async fn list_wal_dirs<S: ObjectStore>(
         start_after: start_after.as_deref(),
     };
     let mut out = DirAccumulator::new(fold);
+    // Whether the directory of the previous object is one of the chunk's
+    // (a listing returns each directory's objects together).
+    let mut seen = (String::new(), false);
     store
         .list(listing, |page| {
             for o in &page.objects {
@@ -56,10 +63,15 @@ pub(super) async fn list_wal_dirs<S: ObjectStore>(
                 let Some((dir, _)) = rest.split_once('/') else {
                     continue; // a root object
                 };
-                if dir > last.as_str() {
+                if dir > last {
                     return false;
                 }
-                if wanted.contains(dir) {
+                if seen.0 != dir {
+                    seen.0.clear();
+                    seen.0.push_str(dir);
+                    seen.1 = dir >= first && all.position(dir).is_some_and(|i| range.contains(&i));
+                }
+                if seen.1 {
                     out.add(dir, rest, o, rules);
                 }
             }
@@ -67,6 +79,14 @@ pub(super) async fn list_wal_dirs<S: ObjectStore>(
         })
         .await?;
     Ok(out.finish())
+}
+
+/// The directories a listing accounted: their names (sorted) and
+/// aggregates (in the same order).
+#[derive(Debug, Default)]
+pub(super) struct Listed {
+    pub(super) names: DirNames,
+    pub(super) totals: Vec<Arc<WalTotals>>,
 }
 
 /// Which listed WAL directories are folded into spans: those below the
@@ -113,10 +133,11 @@ impl Fold {
 /// one per directory.
 pub(super) struct DirAccumulator<'f> {
     fold: &'f Fold,
-    done: Vec<(String, Arc<WalTotals>)>,
+    done: Listed,
     current: Option<(String, WalTotals)>,
-    /// The span being built: its first directory and merged aggregates.
-    span: Option<(String, WalTotals)>,
+    /// The span being built: its first directory's index in `done` and the
+    /// merged aggregates.
+    span: Option<(usize, WalTotals)>,
     /// The empty aggregate the other directories of spans share.
     folded: Arc<WalTotals>,
 }
@@ -126,7 +147,7 @@ impl<'f> DirAccumulator<'f> {
     pub(super) fn new(fold: &'f Fold) -> Self {
         Self {
             fold,
-            done: Vec::new(),
+            done: Listed::default(),
             current: None,
             span: None,
             folded: Arc::default(),
@@ -154,30 +175,48 @@ impl<'f> DirAccumulator<'f> {
             return;
         };
         t.finish_directory();
+        self.done.names.push(&d);
         if self.fold.folds(&d) {
             match &mut self.span {
-                Some((_, span)) => {
-                    span.merge(&t);
-                    self.done.push((d, self.folded.clone()));
-                }
-                None => self.span = Some((d, t)),
+                Some((_, span)) => span.merge(&t),
+                // The span's first directory: its slot is filled when the span ends.
+                None => self.span = Some((self.done.totals.len(), t)),
             }
+            self.done.totals.push(self.folded.clone());
         } else {
             self.end_span();
-            self.done.push((d, Arc::new(t)));
+            self.done.totals.push(Arc::new(t));
         }
     }
 
     fn end_span(&mut self) {
-        if let Some((d, t)) = self.span.take() {
-            self.done.push((d, Arc::new(t)));
+        if let Some((i, t)) = self.span.take() {
+            self.done.totals[i] = Arc::new(t);
         }
     }
 
-    /// Every directory accounted (in no particular order).
-    pub(super) fn finish(mut self) -> Vec<(String, Arc<WalTotals>)> {
+    /// Every directory accounted, sorted by name. A directory whose objects
+    /// came in two places (a store that does not sort its listings) is one
+    /// directory with both parts' aggregates.
+    pub(super) fn finish(mut self) -> Listed {
         self.flush();
         self.end_span();
-        self.done
+        let Listed { names, totals } = self.done;
+        if names.iter().zip(names.iter().skip(1)).all(|(a, b)| a < b) {
+            return Listed { names, totals };
+        }
+        let mut pairs: Vec<(&str, Arc<WalTotals>)> = names.iter().zip(totals).collect();
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Listed::default();
+        for (n, t) in pairs {
+            match out.totals.last_mut() {
+                Some(last) if out.names.get(out.names.len() - 1) == n => Arc::make_mut(last).merge(&t),
+                _ => {
+                    out.names.push(n);
+                    out.totals.push(t);
+                }
+            }
+        }
+        out
     }
 }

@@ -45,7 +45,7 @@ use dirs::{Fold, list_wal_dirs};
 use crate::catalog::backup_info::{BackupInfo, BackupStatus, MAX_BACKUP_INFO_BYTES};
 use crate::catalog::history::HistoryEntry;
 use crate::catalog::key::{BaseObject, classify_base, is_backup_tar};
-use crate::catalog::listing::{combine, listing_chunks, plan_tail, plan_wal_listing};
+use crate::catalog::listing::{DirNames, combine, listing_chunks, plan_tail, plan_wal_listing};
 use crate::catalog::payload::TarObject;
 use crate::catalog::retention::{BackupMeta, Keep, RetentionPolicy, WalRules};
 use crate::catalog::{BackupDir, BackupInfoState, ServerCatalog, TargetCatalog, Usage, WalTotals, needs_restore};
@@ -231,7 +231,7 @@ struct BaseListing {
 #[derive(Default)]
 struct WalRoot {
     /// Directory names, in listing order.
-    dirs: Vec<String>,
+    dirs: DirNames,
     /// Root objects (after `wals/`) and their identity.
     ids: BTreeMap<String, Option<ObjectId>>,
     /// The root objects in key order, for the cache (`None` past
@@ -473,7 +473,7 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
                 for p in &page.prefixes {
                     out.seen = true;
                     if let Some(d) = p.strip_prefix(&wals).and_then(|d| d.strip_suffix('/')) {
-                        out.dirs.push(d.to_string());
+                        out.dirs.push(d);
                     }
                 }
                 for o in &page.objects {
@@ -500,25 +500,30 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
     /// Lists the WAL directories the plan picks (`dirs`: every directory, in
     /// listing order), `list_concurrency` listings at once across the
     /// target, and combines them with the previous walk's aggregates.
-    async fn list_wal(&self, dirs: Vec<String>, w: &mut ServerWalk) -> Result<(), S::Error> {
+    async fn list_wal(&self, dirs: DirNames, w: &mut ServerWalk) -> Result<(), S::Error> {
+        let dirs = dirs.sorted();
         let prev = self.prev.map(|p| &p.wal);
         let (opts, server) = (self.opts, &mut w.catalog);
         let plan = plan_wal_listing(prev, &dirs, &server.rules, opts.now, opts.full_walk_interval);
-        let chunks = listing_chunks(&dirs, &plan.list, opts.list_concurrency);
+        let chunks = listing_chunks(&plan.list, opts.list_concurrency);
         let wals = format!("{}wals/", self.root);
         let rules = &server.rules;
         let fold = Fold::below(&plan.active, prev);
-        let fold = &fold;
-        let mut listed: BTreeMap<String, Arc<WalTotals>> = BTreeMap::new();
+        let (fold, all) = (&fold, &dirs);
+        let mut listed: Vec<Option<Arc<WalTotals>>> = vec![None; dirs.len()];
         let mut lists = stream::iter(chunks)
             .map(|chunk| async {
                 // Never closed, so acquiring cannot fail.
                 let _permit = self.permits.acquire().await.ok();
-                list_wal_dirs(self.store, &wals, chunk, rules, fold).await
+                list_wal_dirs(self.store, &wals, all, chunk, rules, fold).await
             })
             .buffer_unordered(opts.list_concurrency.max(1));
-        while let Some(dirs) = lists.try_next().await? {
-            listed.extend(dirs);
+        while let Some(got) = lists.try_next().await? {
+            for (name, totals) in got.names.iter().zip(got.totals) {
+                if let Some(i) = all.position(name) {
+                    listed[i] = Some(totals);
+                }
+            }
         }
         drop(lists);
         let full = plan.full;

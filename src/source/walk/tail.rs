@@ -3,13 +3,9 @@
 //! the delimiter listing and a listing per active directory. Root objects it
 //! does not list again come from the cache.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use super::cache::{MAX_ROOT_OBJECTS, RootObject};
 use super::dirs::{DirAccumulator, Fold};
 use super::{ServerWalk, ServerWalker, WalRoot};
-use crate::catalog::WalTotals;
 use crate::catalog::listing::{TailPlan, combine, tail_listing};
 use crate::source::store::{Listing, ObjectStore};
 
@@ -78,10 +74,13 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
             return Ok(out);
         };
         let listed = listed.finish();
-        let names: Vec<String> = listed.iter().map(|(d, _)| d.clone()).collect();
         let (now, interval) = (self.opts.now, self.opts.full_walk_interval);
-        let (tail, all) = tail_listing(prev, &plan, &names, now, interval);
-        let listed: BTreeMap<String, Arc<WalTotals>> = listed.into_iter().collect();
+        let (tail, all) = tail_listing(prev, &plan, &listed.names, now, interval);
+        // The listed directories are the last ones of `all`.
+        let before = all.len() - listed.names.len();
+        let listed = std::iter::repeat_n(None, before)
+            .chain(listed.totals.into_iter().map(Some))
+            .collect();
         let server = &mut w.catalog;
         let c = combine(Some(prev), tail, all, listed, &server.rules, now, &mut server.wal);
         w.stats.listed_dirs += c.listed;
