@@ -100,9 +100,12 @@ impl ObjectStore for Synthetic {
                 send(keys.to_vec(), Vec::new());
             }
             ("pg/s/wals/", Some(_)) => {
-                let all: Vec<String> = (0..dirs).map(|d| format!("pg/s/wals/{}/", dir_name(d))).collect();
-                for chunk in all.chunks(PAGE) {
-                    if !send(Vec::new(), chunk.to_vec()) {
+                // Page by page, as a real listing arrives.
+                for first in (0..dirs).step_by(PAGE) {
+                    let page = (first..dirs.min(first + PAGE as u32))
+                        .map(|d| format!("pg/s/wals/{}/", dir_name(d)))
+                        .collect();
+                    if !send(Vec::new(), page) {
                         break;
                     }
                 }

@@ -229,29 +229,34 @@ pub fn combine(
     // not have changed, summed (directories folded into spans hold their
     // span's sum under its first one: only sums compare).
     let (mut old_sum, mut new_sum) = (WalTotals::default(), WalTotals::default());
-    let mut totals = Vec::with_capacity(all.len());
-    for (d, slot) in all.iter().zip(listed) {
-        let t = match slot {
-            Some(t) => {
-                let expected = plan.active.contains(d) || prev.is_some_and(|p| p.active.contains(d));
-                if let Some(old) = prev.and_then(|p| p.get(d)).filter(|_| plan.full && !expected) {
-                    old_sum.merge(old);
-                    new_sum.merge(&t);
-                }
-                t
-            }
-            None => match prev.and_then(|p| p.get(d)) {
+    // In place: `listed`'s allocation becomes the cache's aggregates.
+    let totals: Vec<Arc<WalTotals>> = listed
+        .into_iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let d = all.get(i);
+            let t = match slot {
                 Some(t) => {
-                    reused += 1;
-                    t.clone()
+                    let expected = plan.active.contains(d) || prev.is_some_and(|p| p.active.contains(d));
+                    if let Some(old) = prev.and_then(|p| p.get(d)).filter(|_| plan.full && !expected) {
+                        old_sum.merge(old);
+                        new_sum.merge(&t);
+                    }
+                    t
                 }
-                // Unreachable: a directory not listed now was in the previous cache.
-                None => Arc::new(WalTotals::default()),
-            },
-        };
-        into.merge(&t);
-        totals.push(t);
-    }
+                None => match prev.and_then(|p| p.get(d)) {
+                    Some(t) => {
+                        reused += 1;
+                        t.clone()
+                    }
+                    // Unreachable: a directory not listed now was in the previous cache.
+                    None => Arc::new(WalTotals::default()),
+                },
+            };
+            into.merge(&t);
+            t
+        })
+        .collect();
     if !old_sum.same_objects(&new_sum) {
         changed = true;
     }

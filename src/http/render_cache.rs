@@ -108,15 +108,8 @@ impl RenderCache {
     ///
     /// The new rendering is made ready (both formats, the OpenMetrics gzip)
     /// before it replaces the cached one; until then scrapes serve the
-    /// cached one.
+    /// cached one (and since [`RenderCache::defer`], if it was called).
     pub fn prerender(&self, store: &Store) {
-        if self
-            .lock()
-            .as_ref()
-            .is_some_and(|r| r.generation() == store.generation())
-        {
-            return;
-        }
         /// Clears the flag however the rendering ends.
         struct Prerendering<'a>(&'a AtomicBool);
         impl Drop for Prerendering<'_> {
@@ -126,10 +119,24 @@ impl RenderCache {
         }
         self.prerendering.store(true, Ordering::Release);
         let _flag = Prerendering(&self.prerendering);
+        if self
+            .lock()
+            .as_ref()
+            .is_some_and(|r| r.generation() == store.generation())
+        {
+            return;
+        }
         let fresh = Arc::new(Rendered::new(SnapshotFamilies::render(store)));
         let _ = fresh.families.text();
         let _ = fresh.openmetrics_gzip();
         self.keep(&fresh);
+    }
+
+    /// Says a prerender of a newer generation is coming (the prerenderer
+    /// spaces its renderings out while publishes come fast): until it ends,
+    /// scrapes serve the cached rendering instead of rendering themselves.
+    pub fn defer(&self) {
+        self.prerendering.store(true, Ordering::Release);
     }
 
     /// The whole OpenMetrics exposition (ends with `# EOF`).

@@ -98,6 +98,26 @@ impl DirNames {
         names.into_iter().collect()
     }
 
+    /// The first `n` names, then every name of `more`, allocated once (the
+    /// names of a tail walk: the remembered ones before the tail, then the
+    /// listed ones).
+    ///
+    /// # Panics
+    /// If `n > len()`.
+    pub fn first_then(&self, n: usize, more: &DirNames) -> DirNames {
+        let head = if n == 0 { 0 } else { self.ends[n - 1] as usize };
+        let mut out = DirNames {
+            bytes: String::with_capacity(head + more.bytes.len()),
+            ends: Vec::with_capacity(n + more.len()),
+        };
+        out.bytes.push_str(&self.bytes[..head]);
+        out.ends.extend_from_slice(&self.ends[..n]);
+        for name in more.iter() {
+            out.push(name);
+        }
+        out
+    }
+
     /// Memory held, bytes (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         self.bytes.capacity() + 4 * self.ends.capacity()
@@ -141,6 +161,12 @@ mod tests {
             ["0000000100000001", "0000000200000001"]
         );
         assert_eq!(names.clone().sorted(), names);
+        let more: DirNames = ["x", "yy"].into_iter().collect();
+        assert_eq!(
+            names.first_then(2, &more).iter().collect::<Vec<_>>(),
+            ["0000000100000000", "0000000100000001", "x", "yy"]
+        );
+        assert_eq!(names.first_then(0, &more), more);
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn tail_listing(
 ) -> (WalListing, DirNames) {
     let pos = prev.names.partition_point(&plan.from);
     let removed = prev.names.slice(pos..prev.len()).any(|d| !listed.contains(d));
-    let all: DirNames = prev.names.slice(0..pos).chain(listed.iter()).collect();
+    let all = prev.names.first_then(pos, listed);
     let active = active_dirs(&all, Some(prev), now, full_walk_interval);
     let plan = WalListing {
         full: false,
