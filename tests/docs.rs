@@ -61,7 +61,7 @@ targets:
             id: id.into(),
             objects: 2,
             bytes: 10,
-            info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+            info: BackupInfoState::Parsed(std::sync::Arc::new(BackupInfo::parse(info.as_bytes()).unwrap())),
             tars: vec![barman_cloud_exporter::catalog::payload::TarObject::readable(
                 "data.tar.gz",
                 10,

@@ -40,7 +40,7 @@ fn backup(id: &str, info: &str, objects: u64, bytes: u64) -> BackupDir {
         bytes,
         barman_bytes: bytes,
         keep: None,
-        info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+        info: BackupInfoState::Parsed(std::sync::Arc::new(BackupInfo::parse(info.as_bytes()).unwrap())),
         tars: vec![TarObject::readable("data.tar.gz", bytes)],
     }
 }

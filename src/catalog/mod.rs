@@ -18,6 +18,7 @@ pub mod retention;
 pub mod wal;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use backup_info::BackupInfo;
 use history::HistoryEntry;
@@ -51,8 +52,9 @@ pub struct BackupDir {
 /// The state of a backup directory's `backup.info`.
 #[derive(Debug, Clone)]
 pub enum BackupInfoState {
-    /// Parsed successfully.
-    Parsed(Box<BackupInfo>),
+    /// Parsed successfully; shared by the walk's cache, the catalog and the
+    /// analysis (one copy of each backup's facts however often it is held).
+    Parsed(Arc<BackupInfo>),
     /// The directory has objects but no `backup.info` (barman skips such a
     /// directory silently; the exporter counts it as unreadable).
     Missing,

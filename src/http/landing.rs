@@ -300,7 +300,7 @@ mod tests {
                 bytes: 10,
                 barman_bytes: 10,
                 keep: None,
-                info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+                info: BackupInfoState::Parsed(std::sync::Arc::new(BackupInfo::parse(info.as_bytes()).unwrap())),
                 tars: Vec::new(),
             }],
             ..Default::default()
@@ -371,7 +371,7 @@ mod tests {
                 bytes: 10,
                 barman_bytes: 10,
                 keep: None,
-                info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+                info: BackupInfoState::Parsed(std::sync::Arc::new(BackupInfo::parse(info.as_bytes()).unwrap())),
                 tars: Vec::new(),
             }],
             ..Default::default()

@@ -57,6 +57,10 @@ pub struct RenderCache {
     current: Mutex<Option<Arc<Rendered>>>,
     /// A prerender is running: scrapes serve the cached rendering meanwhile.
     prerendering: AtomicBool,
+    /// A scrape asked for text format 0.0.4: prerenders convert to it too
+    /// (else it is converted on first use: Prometheus asks for OpenMetrics,
+    /// and a text copy of tens of thousands of series is megabytes).
+    text_wanted: AtomicBool,
 }
 
 impl RenderCache {
@@ -126,8 +130,14 @@ impl RenderCache {
         {
             return;
         }
-        let fresh = Arc::new(Rendered::new(SnapshotFamilies::render(store)));
-        let _ = fresh.families.text();
+        let size = self.lock().as_ref().map_or(0, |r| r.families.openmetrics().len());
+        let fresh = Arc::new(Rendered::new(SnapshotFamilies::render_sized(
+            store,
+            (size + size / 8).max(16 * 1024),
+        )));
+        if self.text_wanted.load(Ordering::Relaxed) {
+            let _ = fresh.families.text();
+        }
         let _ = fresh.openmetrics_gzip();
         self.keep(&fresh);
     }
@@ -148,6 +158,7 @@ impl RenderCache {
 
     /// The whole exposition in text format 0.0.4.
     pub fn text(&self, store: &Store) -> String {
+        self.text_wanted.store(true, Ordering::Relaxed);
         self.rendered(store).families.with_live_text(store, Live::now(store))
     }
 
@@ -162,6 +173,7 @@ impl RenderCache {
     /// [`RenderCache::text`] as one gzip member; only the live families are
     /// compressed at this call.
     pub fn text_gzip(&self, store: &Store) -> Vec<u8> {
+        self.text_wanted.store(true, Ordering::Relaxed);
         let r = self.rendered(store);
         let live = openmetrics_to_text(&SnapshotFamilies::live_openmetrics(store, Live::now(store)));
         r.text_gzip().with_suffix(live.as_bytes())
@@ -260,7 +272,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_publish_wakes_the_prerenderer_which_readies_both_formats() {
+    async fn a_publish_wakes_the_prerenderer_which_readies_openmetrics_and_text_once_asked() {
         let store = store();
         let cache = RenderCache::default();
         store.targets[0].publish(|t| t.s3.attempts += 1);
@@ -278,18 +290,24 @@ mod tests {
         cache.prerender(&store);
         let r = cache.cached().expect("rendered");
         assert_eq!(r.generation(), 3);
-        assert!(!r.families.text().is_empty(), "the text format is ready too");
-        assert!(r.openmetrics_gzip.get().is_some(), "and the gzip of OpenMetrics");
+        assert!(r.openmetrics_gzip.get().is_some(), "the gzip of OpenMetrics is ready");
+        assert!(!r.families.text_ready(), "no text format until one is asked for");
         // A scrape now reuses it.
         let _ = cache.text(&store);
         assert!(Arc::ptr_eq(&r, &cache.cached().unwrap()));
+        // Once a scrape asked for the text format, prerenders ready it too.
+        store.targets[0].publish(|t| t.s3.attempts += 1);
+        cache.prerender(&store);
+        let r = cache.cached().expect("rendered");
+        assert_eq!(r.generation(), 4);
+        assert!(r.families.text_ready(), "the text format is ready too");
         // While a prerender is under way, scrapes serve the cached rendering
         // rather than render themselves; /readyz's fresh one does not.
         store.targets[0].publish(|t| t.s3.attempts += 1);
         cache.prerendering.store(true, Ordering::Release);
         assert!(Arc::ptr_eq(&cache.rendered(&store), &r));
-        assert_eq!(cache.rendered_fresh(&store).generation(), 4);
+        assert_eq!(cache.rendered_fresh(&store).generation(), 5);
         cache.prerendering.store(false, Ordering::Release);
-        assert_eq!(cache.rendered(&store).generation(), 4);
+        assert_eq!(cache.rendered(&store).generation(), 5);
     }
 }

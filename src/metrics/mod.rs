@@ -50,10 +50,17 @@ impl SnapshotFamilies {
     /// Renders the store's current snapshots. The generation is read before
     /// the snapshots, so the rendering holds at least that generation's data.
     pub fn render(store: &Store) -> Self {
+        Self::render_sized(store, 16 * 1024)
+    }
+
+    /// [`SnapshotFamilies::render`] into a buffer of `capacity` bytes to
+    /// start with (the last rendering's size and a margin: a rendering of
+    /// tens of thousands of series then never holds a buffer twice its size).
+    pub fn render_sized(store: &Store, capacity: usize) -> Self {
         let generation = store.generation();
         Self {
             generation,
-            openmetrics: openmetrics::encode_part(View::snapshots(store)),
+            openmetrics: openmetrics::encode_part(View::snapshots(store), capacity),
             text: OnceLock::new(),
         }
     }
@@ -66,6 +73,11 @@ impl SnapshotFamilies {
     /// The families in OpenMetrics, without `# EOF`.
     pub fn openmetrics(&self) -> &str {
         &self.openmetrics
+    }
+
+    /// Whether the text format was converted already.
+    pub fn text_ready(&self) -> bool {
+        self.text.get().is_some()
     }
 
     /// The families in text format 0.0.4 (converted once, then reused).

@@ -62,15 +62,23 @@ pub fn http_client_with_ca(ca_file: &Path) -> Result<SharedHttpClient, String> {
         .build_https())
 }
 
+/// Idle connections kept per host by [`shared_http_client`].
+pub const MAX_IDLE_PER_HOST: usize = 32;
+
 /// The HTTP client S3 targets without a `ca_file` share (rustls with
 /// aws-lc, the system's and Mozilla's roots as the SDK's default): one
 /// connection pool for the whole exporter, so that connections (and their
 /// read buffers, up to a listing page each) are reused across targets instead
 /// of each target keeping its own. Idle connections are closed after
-/// `idle` (a collection interval apart, a kept connection only holds memory).
+/// `idle` (a collection interval apart, a kept connection only holds memory),
+/// and at most [`MAX_IDLE_PER_HOST`] are kept per host: a cold walk of many
+/// targets has hundreds of requests in flight, and every connection left
+/// idle after it would keep its read buffer (heaptrack on the 1,000-server
+/// fleet: 58 MB of heap at the peak without the cap, 40 MB with it).
 pub fn shared_http_client(idle: std::time::Duration) -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .pool_idle_timeout(idle)
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
         .build_https()
 }

@@ -21,7 +21,7 @@ fn dir(id: &str, info: &str, objects: u64, bytes: u64) -> BackupDir {
         id: id.into(),
         objects,
         bytes,
-        info: BackupInfoState::Parsed(Box::new(BackupInfo::parse(info.as_bytes()).unwrap())),
+        info: BackupInfoState::Parsed(std::sync::Arc::new(BackupInfo::parse(info.as_bytes()).unwrap())),
         tars: vec![crate::catalog::payload::TarObject::readable("data.tar.gz", bytes)],
     }
 }

@@ -16,7 +16,7 @@ fn dir(id: &str, info: Option<&str>) -> BackupDir {
         barman_bytes: 100,
         keep: None,
         info: match info {
-            Some(text) => BackupInfoState::Parsed(Box::new(BackupInfo::parse(text.as_bytes()).unwrap())),
+            Some(text) => BackupInfoState::Parsed(std::sync::Arc::new(BackupInfo::parse(text.as_bytes()).unwrap())),
             None => BackupInfoState::Missing,
         },
         tars: vec![crate::catalog::payload::TarObject::readable("data.tar", 100)],

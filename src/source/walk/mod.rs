@@ -446,7 +446,7 @@ impl<S: ObjectStore> ServerWalker<'_, S> {
             Ok(buf) => match BackupInfo::parse(&buf) {
                 Ok(info) => {
                     let stable = info.status != BackupStatus::Started;
-                    (BackupInfoState::Parsed(Box::new(info)), stable)
+                    (BackupInfoState::Parsed(Arc::new(info)), stable)
                 }
                 Err(e) => (BackupInfoState::Unreadable(e.to_string()), true),
             },
