@@ -91,11 +91,12 @@ pub struct Chunk {
 /// Groups the directories to list (`list`: ascending indices into the
 /// `wals/` delimiter listing's names) into chunks for concurrent listings:
 /// runs of consecutive directories, each cut into pieces of at most
-/// `ceil(list / concurrency)` directories, so a cold walk makes about
-/// `concurrency` range listings of full pages and an incremental one a
-/// listing per active directory.
+/// `ceil(list / concurrency)` directories but not fewer than
+/// [`MIN_CHUNK_DIRS`], so a cold walk makes about `concurrency` range
+/// listings of full pages (a small server one listing, not one per
+/// directory) and an incremental one a listing per active directory.
 pub fn listing_chunks(list: &[u32], concurrency: usize) -> Vec<Chunk> {
-    let size = list.len().div_ceil(concurrency.max(1)).max(1);
+    let size = list.len().div_ceil(concurrency.max(1)).max(MIN_CHUNK_DIRS);
     let mut chunks: Vec<Chunk> = Vec::new();
     for &i in list {
         let i = i as usize;
@@ -109,6 +110,11 @@ pub fn listing_chunks(list: &[u32], concurrency: usize) -> Vec<Chunk> {
     }
     chunks
 }
+
+/// The fewest directories a range listing is cut to: four directories of
+/// 16 MiB segments (256 each) are about one page of [`PAGE_KEYS`] keys, so
+/// listing them apart would only add requests of part-filled pages.
+pub const MIN_CHUNK_DIRS: usize = 4;
 
 /// Decides which WAL directories to list, given the previous walk of the
 /// server (`None`: cold start), the directories listed now under `wals/`
@@ -335,16 +341,20 @@ mod tests {
         // Indices into a, b, c, d, e, f, g.
         let all: Vec<u32> = (0..7).collect();
         let chunk = |after: Option<usize>, d: std::ops::Range<usize>| Chunk { after, dirs: d };
+        // At least MIN_CHUNK_DIRS (4) directories a listing.
+        assert_eq!(listing_chunks(&all, 3), vec![chunk(None, 0..4), chunk(Some(3), 4..7)]);
+        assert_eq!(listing_chunks(&all, 100), listing_chunks(&all, 3));
+        assert_eq!(listing_chunks(&[0, 1, 2], 16), vec![chunk(None, 0..3)]);
+        let many: Vec<u32> = (0..20).collect();
         assert_eq!(
-            listing_chunks(&all, 3),
-            vec![chunk(None, 0..3), chunk(Some(2), 3..6), chunk(Some(5), 6..7)]
+            listing_chunks(&many, 4),
+            vec![chunk(None, 0..5), chunk(Some(4), 5..10), chunk(Some(9), 10..15), chunk(Some(14), 15..20)]
         );
-        // a, b, d, g
+        // a, b, d, g: runs of consecutive directories only.
         assert_eq!(
             listing_chunks(&[0, 1, 3, 6], 2),
             vec![chunk(None, 0..2), chunk(Some(2), 3..4), chunk(Some(5), 6..7)]
         );
-        assert_eq!(listing_chunks(&all, 100).len(), 7);
         assert!(listing_chunks(&[], 4).is_empty());
     }
 
