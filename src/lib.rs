@@ -111,7 +111,11 @@ struct CollectorRuntime(Option<tokio::runtime::Runtime>);
 
 impl CollectorRuntime {
     fn new() -> std::io::Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("collector")
+            .on_thread_start(lower_priority)
+            .build()?;
         Ok(Self(Some(rt)))
     }
 
@@ -128,6 +132,21 @@ impl Drop for CollectorRuntime {
         if let Some(rt) = self.0.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+/// The nice value of the collector runtime's threads (0 is the default, 19
+/// the lowest priority): the kernel then gives the HTTP threads the CPU first
+/// when a walk parses listings at full speed, so scrapes do not queue behind
+/// it; with CPU to spare the walk is as fast as before.
+pub const COLLECTOR_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`COLLECTOR_NICE`] (Linux:
+/// the nice value is per thread); where that is refused, nothing changes.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), COLLECTOR_NICE) {
+        tracing::debug!("could not lower the collector thread's priority: {e}");
     }
 }
 
@@ -267,5 +286,29 @@ mod tests {
         assert!(f.contains("aws_smithy_runtime=trace") && !f.contains("aws_smithy_runtime=info"));
         assert!(f.contains("aws_smithy_runtime_api=info"), "{f}");
         assert!(tracing_subscriber::EnvFilter::try_new(log_filter("warn,barman_cloud_exporter=debug")).is_ok());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn collector_threads_run_at_a_lower_priority() {
+        use rustix::process::getpriority_process;
+        use rustix::thread::gettid;
+        let base = getpriority_process(Some(gettid())).unwrap();
+        let rt = CollectorRuntime::new().unwrap();
+        let (worker, blocking) = rt.handle().block_on(async {
+            let worker = getpriority_process(Some(gettid())).unwrap();
+            let blocking = tokio::task::spawn_blocking(|| getpriority_process(Some(gettid())).unwrap())
+                .await
+                .unwrap();
+            (worker, blocking)
+        });
+        let handle = rt.handle();
+        let spawned = handle.block_on(handle.spawn(async { getpriority_process(Some(gettid())).unwrap() }));
+        if base <= COLLECTOR_NICE {
+            assert_eq!((spawned.unwrap(), blocking), (COLLECTOR_NICE, COLLECTOR_NICE));
+        }
+        // The thread that only waited on the runtime keeps its priority.
+        assert_eq!(worker, base);
+        assert_eq!(getpriority_process(Some(gettid())).unwrap(), base);
     }
 }

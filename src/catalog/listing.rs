@@ -348,7 +348,12 @@ mod tests {
         let many: Vec<u32> = (0..20).collect();
         assert_eq!(
             listing_chunks(&many, 4),
-            vec![chunk(None, 0..5), chunk(Some(4), 5..10), chunk(Some(9), 10..15), chunk(Some(14), 15..20)]
+            vec![
+                chunk(None, 0..5),
+                chunk(Some(4), 5..10),
+                chunk(Some(9), 10..15),
+                chunk(Some(14), 15..20)
+            ]
         );
         // a, b, d, g: runs of consecutive directories only.
         assert_eq!(
