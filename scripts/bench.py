@@ -287,6 +287,68 @@ def cold_only(args, s3, destination, timeout):
         e.stop()
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def threads_cpu(pid):
+    """CPU seconds (user + system) of a process's threads, summed by thread
+    name: the exporter's collector runtime threads are named "collector"."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue  # the thread ended
+        name = head.split("(", 1)[1]
+        fields = rest.split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def machine_busy():
+    """CPU seconds the whole machine spent busy (all cores, /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK
+
+
+def s3_server_pid(args):
+    """SeaweedFS's PID (weed.pid next to the S3 env file), or None."""
+    try:
+        with open(os.path.join(os.path.dirname(args.s3_env), "weed.pid")) as f:
+            return int(f.readline())
+    except (OSError, ValueError):
+        return None
+
+
+class CpuWatch:
+    """Who used the CPU between start and stop, in cores (CPU seconds per
+    second of wall time): the exporter's collector threads, its other
+    threads (HTTP and the rest), the S3 server, this script's children (wrk)
+    and the machine as a whole (the cores it has: os.cpu_count())."""
+
+    def __init__(self, args, exporter_pid):
+        self.pids = {"exporter": exporter_pid, "s3_server": s3_server_pid(args)}
+        self.start = self.read()
+        self.t0 = time.monotonic()
+
+    def read(self):
+        r = {"machine": machine_busy(), "children": sum(os.times()[2:4])}
+        ex = threads_cpu(self.pids["exporter"])
+        r["exporter_collector"] = sum(v for k, v in ex.items() if k.startswith("collector"))
+        r["exporter_other"] = sum(v for k, v in ex.items() if not k.startswith("collector"))
+        if self.pids["s3_server"]:
+            r["s3_server"] = sum(threads_cpu(self.pids["s3_server"]).values())
+        return r
+
+    def stop(self):
+        end, wall = self.read(), time.monotonic() - self.t0
+        out = {k: round((end[k] - self.start[k]) / wall, 3) for k in end if k in self.start}
+        out["cores"] = os.cpu_count()
+        return out
+
+
 def run_wrk(args, url, headers):
     """wrk --latency on url for args.load_seconds with args.load_connections
     connections (one thread each): requests, p50/p99 in ms, errors."""
@@ -321,7 +383,9 @@ def load(args, s3, big, small, timeout):
         # Serve first, and let the small targets publish so /metrics is full.
         e.wait_all(lambda t: t["name"] == "big" or walks("full")(t) >= 1, timeout, poll=0.2)
         big_before = e.target("big")
+        cpu = CpuWatch(args, e.proc.pid)
         w = run_wrk(args, e.url("/metrics"), ["Accept: text/plain"])
+        w["cpu_cores"] = cpu.stop()
         big_after = e.target("big")
         with urllib.request.urlopen(e.url("/metrics"), timeout=5) as r:
             body = r.read()

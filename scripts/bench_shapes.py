@@ -33,7 +33,7 @@ import json
 import sys
 import urllib.request
 
-from bench import Exporter, exporter_walks, last_walk, log, read_env, run_wrk, walks
+from bench import CpuWatch, Exporter, exporter_walks, last_walk, log, read_env, run_wrk, walks
 
 
 def requests_by_operation(e, target):
@@ -82,8 +82,10 @@ def fleet_cold(args, s3, targets):
     """A process that walks once: seconds to /readyz, the summed walk
     figures, peak RSS."""
     e = Exporter(args, s3, targets, interval="1h")
+    cpu = CpuWatch(args, e.proc.pid)
     try:
         ready = e.wait_ready(args.timeout)
+        cores = cpu.stop()
         # Before /api/status: serving it for many servers takes memory too.
         rss = e.peak_rss()
         ts = e.wait_all(lambda t: walks("full")(t) >= 1, 60)
@@ -91,6 +93,7 @@ def fleet_cold(args, s3, targets):
         out = {"ready_seconds": round(ready, 3), "peak_rss_bytes": rss,
                "requests": sum(x["requests"] for x in w), "listed_dirs": sum(x["listed_dirs"] for x in w),
                "max_target_seconds": max(x["seconds"] for x in w),
+               "cpu_cores": cores,
                "servers": sum(len(t["s3"]["data"]["servers"]) for t in ts.values()),
                "objects": sum(t["s3"]["data"]["storage"]["objects"] for t in ts.values()),
                "by_operation": {}}
@@ -132,7 +135,9 @@ def fleet(args, s3):
     try:
         e.wait_ready(args.timeout)
         before = e.wait_all(lambda t: True, 60)
+        cpu = CpuWatch(args, e.proc.pid)
         w = run_wrk(args, e.url("/metrics"), ["Accept-Encoding: gzip"])
+        w["cpu_cores"] = cpu.stop()
         after = e.wait_all(lambda t: True, 60)
         sizes = {}
         for enc in ("gzip", "identity"):

@@ -21,6 +21,17 @@ def mib(b):
     return f"{b / 2**20:.1f} MiB"
 
 
+def cpu_text(c):
+    """A CpuWatch record as text: cores used by each party."""
+    if not c:
+        return ""
+    parts = [f"exporter collectors {c['exporter_collector']:.2f}", f"exporter HTTP and rest {c['exporter_other']:.2f}"]
+    if "s3_server" in c:
+        parts.append(f"S3 server {c['s3_server']:.2f}")
+    parts += [f"wrk and other children {c['children']:.2f}", f"machine {c['machine']:.2f} of {c['cores']}"]
+    return "CPU in cores: " + ", ".join(parts)
+
+
 def main():
     results, n, small, servers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     r = json.load(open(results))
@@ -54,7 +65,8 @@ def main():
          f"while the big set is walked without pause ({'its cold walk, then ' if load['cold_walk_running_at_start'] else ''}"
          f"{load['big_walks_finished']} full walks of ~{load['big_walk_seconds']:.0f} s)",
          f"p50 {load['p50_ms']:.2f} ms, p99 {load['p99_ms']:.2f} ms, {load['errors']} errors",
-         f"{load['requests']} requests; {load['metrics_series']} series, {load['metrics_bytes']:,} bytes (goal p99 <= 2 ms, 0 errors)"),
+         f"{load['requests']} requests; {load['metrics_series']} series, {load['metrics_bytes']:,} bytes (goal p99 <= 2 ms, 0 errors); "
+         f"{cpu_text(load.get('cpu_cores'))}"),
         ("Release binary (stripped)", mib(r["binary_bytes"]), "goal <= 25 MiB"),
     ]
     print(f"| measure (N = {n:,} WAL objects, {servers} servers) | value | ratio / goal |")
@@ -143,9 +155,11 @@ def fleet_table(f):
     print("|---|---|---|")
     rows = [
         ("Fleet cold walk: start to /readyz (every target walked once)", f"{cold['ready_seconds']:.1f} s",
-         f"{ratio:.2f}x the 4-server walk (goal <= 1.2x) {verdict(ratio <= 1.2)}"),
+         f"{ratio:.2f}x the 4-server walk (goal <= 1.2x) {verdict(ratio <= 1.2)}; "
+         f"{cold['requests'] / cold['ready_seconds']:,.0f} requests/s; {cpu_text(cold.get('cpu_cores'))}"),
         (f"Same {four['objects']:,} objects over 4 servers (1 target): start to /readyz",
-         f"{four['ready_seconds']:.1f} s", ""),
+         f"{four['ready_seconds']:.1f} s",
+         f"{four['requests'] / four['ready_seconds']:,.0f} requests/s; {cpu_text(four.get('cpu_cores'))}"),
         ("Cold walk requests: fleet / 4 servers", f"{cold['requests']:,} / {four['requests']:,}",
          f"{cold['requests'] / cold['servers']:.1f} / {four['requests'] / 4:.1f} per server"),
         ("Fleet cold walk: peak RSS", mib(cold["peak_rss_bytes"]),
@@ -157,7 +171,8 @@ def fleet_table(f):
          f"walks fully (full_walk_interval: 0s; {load['cycles']} full cycles finished)",
          f"p50 {load['p50_ms']:.2f} ms, p90 {load['p90_ms']:.2f} ms, p99 {load['p99_ms']:.2f} ms, {load['errors']} errors",
          f"goal p99 <= 5 ms {verdict(load['p99_ms'] <= 5 and not load['errors'])}; {load['requests']:,} scrapes; "
-         f"{load['metrics_series']:,} series, {load['metrics_bytes']:,} bytes ({load['gzip_bytes']:,} gzipped)"),
+         f"{load['metrics_series']:,} series, {load['metrics_bytes']:,} bytes ({load['gzip_bytes']:,} gzipped); "
+         f"{cpu_text(load.get('cpu_cores'))}"),
     ]
     for a, b, c in rows:
         print(f"| {a} | {b} | {c} |")
