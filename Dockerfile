@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build: the release binary on a distroless base, non-root, the
+# Multi-stage build: the release binary (profile `dist`: LTO) on a distroless base, non-root, the
 # binary only. No Docker engine runs in this project's CI; the image is built
 # by CI elsewhere:
 #
@@ -15,8 +15,8 @@ ARG BCE_REVISION=unknown
 ENV BCE_REVISION=${BCE_REVISION}
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin barman-cloud-exporter \
- && cp target/release/barman-cloud-exporter /barman-cloud-exporter
+    cargo build --profile dist --locked --bin barman-cloud-exporter \
+ && cp target/dist/barman-cloud-exporter /barman-cloud-exporter
 
 # glibc + libgcc only, user 65532, no shell; the same Debian 12 as the build stage.
 FROM gcr.io/distroless/cc-debian12:nonroot

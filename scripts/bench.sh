@@ -9,7 +9,8 @@
 #
 # What it does:
 #   1. installs what is missing (scripts/install-deps.sh), builds the release
-#      exporter and the seeding tool (examples/bench_seed.rs), and copies both
+#      exporter as shipped (profile dist: LTO) and the seeding tool
+#      (examples/bench_seed.rs), and copies both
 #      to $BCE_BENCH_DIR/bin-PROFILE (what is measured);
 #   2. starts SeaweedFS in $BCE_BENCH_DIR/s3, and Azurite and fake-gcs-server
 #      in $BCE_BENCH_DIR/azure and $BCE_BENCH_DIR/gcs (all kept between runs);
@@ -106,8 +107,15 @@ log "building the $PROFILE exporter and the seeding tool"
 # between our two builds) would replace target/PROFILE/barman-cloud-exporter.
 mkdir -p "$DIR/bin-$PROFILE"
 TARGET_DIR="${CARGO_TARGET_DIR:-$BCE_REPO_ROOT/target}"
-cargo build "${flags[@]}" --bin barman-cloud-exporter >&2
-cp -f "$TARGET_DIR/$PROFILE/barman-cloud-exporter" "$DIR/bin-$PROFILE/"
+# The exporter as shipped: profile `dist` (release with LTO, the container
+# image's); the seeding tool in plain release.
+if [[ "$PROFILE" == debug ]]; then
+  cargo build --locked --bin barman-cloud-exporter >&2
+  cp -f "$TARGET_DIR/debug/barman-cloud-exporter" "$DIR/bin-$PROFILE/"
+else
+  cargo build --locked --profile dist --bin barman-cloud-exporter >&2
+  cp -f "$TARGET_DIR/dist/barman-cloud-exporter" "$DIR/bin-$PROFILE/"
+fi
 cargo build "${flags[@]}" --features bench-tools --example bench_seed >&2
 cp -f "$TARGET_DIR/$PROFILE/examples/bench_seed" "$DIR/bin-$PROFILE/"
 EXPORTER="$DIR/bin-$PROFILE/barman-cloud-exporter"
