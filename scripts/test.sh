@@ -72,7 +72,7 @@ cargo test --locked -- --ignored --skip disruptive_ 2>&1 | tee -a "$results"
 step "tier 3: the disruptive real-stack tests (stop and restart SeaweedFS)"
 cargo test --locked --tests -- --ignored disruptive_ --test-threads=1 2>&1 | tee -a "$results"
 step "benchmark smoke run (scripts/bench.sh at small N, debug build; figures not meaningful)"
-BCE_BENCH_PROFILE=debug BCE_BENCH_DIR="$dir/bench" BCE_BENCH_LOAD_SECONDS=3 BCE_BENCH_ASSERT=1 \
+BCE_BENCH_PROFILE=debug BCE_BENCH_DIR="$dir/bench" BCE_BENCH_LOAD_SECONDS=3 BCE_BENCH_ASSERT=1 BCE_BENCH_SINGLE=10000 \
   scripts/bench.sh 2000 >"$dir/bench.md" || { rc=1; log "benchmark smoke run failed"; }
 step "tearing down the scenario"
 trap - EXIT
