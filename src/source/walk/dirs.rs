@@ -52,8 +52,9 @@ pub(super) async fn list_wal_dirs<S: ObjectStore>(
     };
     let mut out = DirAccumulator::new(fold);
     // Whether the directory of the previous object is one of the chunk's
-    // (a listing returns each directory's objects together).
-    let mut seen = (String::new(), false);
+    // (a listing returns each directory's objects together). `None` before
+    // the first object: a directory may be named "" (`wals//junk`).
+    let mut seen: Option<(String, bool)> = None;
     store
         .list(listing, |page| {
             for o in &page.objects {
@@ -66,12 +67,11 @@ pub(super) async fn list_wal_dirs<S: ObjectStore>(
                 if dir > last {
                     return false;
                 }
-                if seen.0 != dir {
-                    seen.0.clear();
-                    seen.0.push_str(dir);
-                    seen.1 = dir >= first && all.position(dir).is_some_and(|i| range.contains(&i));
+                if seen.as_ref().is_none_or(|(d, _)| d != dir) {
+                    let wanted = dir >= first && all.position(dir).is_some_and(|i| range.contains(&i));
+                    seen = Some((dir.to_string(), wanted));
                 }
-                if seen.1 {
+                if seen.as_ref().is_some_and(|(_, wanted)| *wanted) {
                     out.add(dir, rest, o, rules);
                 }
             }

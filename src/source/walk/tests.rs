@@ -485,3 +485,23 @@ async fn a_server_whose_wal_is_all_deleted_is_gone_at_the_next_walk() {
     let next = walked(&m, 1e9 + 60.0, &first.cache).await;
     assert!(next.catalog.servers.iter().all(|s| s.name != "c"), "no phantom server");
 }
+
+/// A directory named "" (`wals//junk`: one Azure keeps) sorts first and is
+/// listed in one range listing with the directories after it; its object is
+/// still accounted, as it was when each directory had a listing of its own.
+#[tokio::test]
+async fn an_empty_directory_name_is_listed_with_the_others() {
+    let mut m = bucket(1000);
+    m.put("pg/b/wals//junk", "not barman");
+    for log in 1..=4u32 {
+        m.put(&format!("pg/b/wals/00000001{log:08X}/00000001{log:08X}00000000"), "w");
+    }
+    let w = walked(&m, 1e9, &WalkCache::default()).await;
+    let b = server(&w, "b");
+    use crate::catalog::key::WalKind;
+    assert_eq!(b.wal.by_kind[WalKind::Other.index()].objects, 1, "the junk key");
+    assert_eq!(b.wal.by_kind[WalKind::Segment.index()].objects, 5);
+    // And the next walk, incremental, keeps it.
+    let again = walked(&m, 1e9 + 60.0, &w.cache).await;
+    assert_eq!(server(&again, "b").wal.by_kind[WalKind::Other.index()].objects, 1);
+}
