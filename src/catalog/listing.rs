@@ -16,7 +16,7 @@ use super::retention::WalRules;
 mod names;
 mod tail;
 
-pub use names::DirNames;
+pub use names::{DirNames, dir_cmp};
 pub use tail::{PAGE_KEYS, TailPlan, plan_tail, tail_listing};
 
 /// What a walk remembers of one server's `wals/` directories for the next.

@@ -1,18 +1,32 @@
 //! [`DirNames`]: the names of a server's `wals/` directories, packed.
 
+use std::cmp::Ordering;
 use std::ops::Range;
 
-/// Names of `wals/` directories (without slashes) in listing order, which is
-/// bytewise order (S3's, Azure's and GCS's listings sort keys by their
-/// UTF-8 bytes), packed into one buffer: about 20 bytes a name of 16
+/// Orders directory names as a listing returns them: by their prefixes
+/// `name/` in bytewise order. That is plain string order for WAL directory
+/// names (hex), not for every name: `a-b/` sorts before `a/` (`-` is below
+/// `/`), though `a` is below `a-b`.
+pub fn dir_cmp(a: &str, b: &str) -> Ordering {
+    let slashed = |s: &str| s.bytes().chain(std::iter::once(b'/')).collect::<Vec<u8>>();
+    if a.len() == b.len() || (!a.starts_with(b) && !b.starts_with(a)) {
+        // They differ before either ends: the slash does not matter.
+        return a.cmp(b);
+    }
+    slashed(a).cmp(&slashed(b))
+}
+
+/// Names of `wals/` directories (without slashes) in listing order
+/// ([`dir_cmp`]: S3's, Azure's and GCS's listings sort keys by their UTF-8
+/// bytes), packed into one buffer: about 20 bytes a name of 16
 /// characters and no allocation per name, where a `String` costs 56. A
 /// server of 10,000,000 segments has 39,063 directories; the walk holds
 /// their names once or twice, and the plan, the range listings and the
 /// cache refer to them by index.
 ///
 /// Built with [`DirNames::push`] in listing order; [`DirNames::sorted`]
-/// restores the order (and drops repeats) should a store not keep it, so the
-/// binary searches of [`DirNames::position`] stay exact.
+/// restores that order (and drops repeats) should a store not keep it, so
+/// the binary searches of [`DirNames::position`] stay exact.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirNames {
     bytes: String,
@@ -61,12 +75,13 @@ impl DirNames {
         range.map(|i| self.get(i))
     }
 
-    /// The first index whose name is not below `name` (names sorted).
+    /// The first index whose name is not below `name` (names sorted by
+    /// [`dir_cmp`]).
     pub fn partition_point(&self, name: &str) -> usize {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.get(mid) < name {
+            if dir_cmp(self.get(mid), name) == Ordering::Less {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -86,14 +101,21 @@ impl DirNames {
         self.position(name).is_some()
     }
 
-    /// The names sorted bytewise without repeats: as they are when they
-    /// already are (a listing's order), else rebuilt.
+    /// Whether the names are in listing order ([`dir_cmp`]), without repeats.
+    pub fn is_sorted(&self) -> bool {
+        self.iter()
+            .zip(self.iter().skip(1))
+            .all(|(a, b)| dir_cmp(a, b) == Ordering::Less)
+    }
+
+    /// The names in listing order ([`dir_cmp`]) without repeats: as they
+    /// are when they already are (a listing's order), else rebuilt.
     pub fn sorted(self) -> Self {
-        if self.iter().zip(self.iter().skip(1)).all(|(a, b)| a < b) {
+        if self.is_sorted() {
             return self;
         }
         let mut names: Vec<&str> = self.iter().collect();
-        names.sort_unstable();
+        names.sort_unstable_by(|a, b| dir_cmp(a, b));
         names.dedup();
         names.into_iter().collect()
     }
@@ -167,6 +189,25 @@ mod tests {
             ["0000000100000000", "0000000100000001", "x", "yy"]
         );
         assert_eq!(names.first_then(0, &more), more);
+    }
+
+    #[test]
+    fn names_sort_as_their_prefixes_list() {
+        // Listing order of `a-b/`, `a/`, `a0/`, `b/`.
+        let listed: DirNames = ["a-b", "a", "a0", "b"].into_iter().collect();
+        assert!(listed.is_sorted());
+        assert_eq!(listed.position("a"), Some(1));
+        assert_eq!(listed.position("a-b"), Some(0));
+        assert_eq!(listed.clone().sorted(), listed);
+        let shuffled: DirNames = ["b", "a", "a0", "a-b"].into_iter().collect();
+        assert_eq!(shuffled.sorted(), listed);
+        // The order of the keys' prefixes, for any pair.
+        let names = ["", "a", "a-b", "a0", "a/", "ab", "a.", "b", "a b", "0000000100000000"];
+        for x in names {
+            for y in names {
+                assert_eq!(dir_cmp(x, y), format!("{x}/").cmp(&format!("{y}/")), "{x:?} {y:?}");
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::catalog::listing::{Chunk, DirCache, DirNames};
+use std::cmp::Ordering;
+
+use crate::catalog::listing::{Chunk, DirCache, DirNames, dir_cmp};
 use crate::catalog::retention::WalRules;
 use crate::catalog::{WalTotals, needs_restore};
 use crate::source::store::{Listing, ObjectInfo, ObjectStore};
@@ -64,11 +66,12 @@ pub(super) async fn list_wal_dirs<S: ObjectStore>(
                 let Some((dir, _)) = rest.split_once('/') else {
                     continue; // a root object
                 };
-                if dir > last {
+                if dir_cmp(dir, last) == Ordering::Greater {
                     return false;
                 }
                 if seen.as_ref().is_none_or(|(d, _)| d != dir) {
-                    let wanted = dir >= first && all.position(dir).is_some_and(|i| range.contains(&i));
+                    let wanted =
+                        dir_cmp(dir, first) != Ordering::Less && all.position(dir).is_some_and(|i| range.contains(&i));
                     seen = Some((dir.to_string(), wanted));
                 }
                 if seen.as_ref().is_some_and(|(_, wanted)| *wanted) {
@@ -195,18 +198,18 @@ impl<'f> DirAccumulator<'f> {
         }
     }
 
-    /// Every directory accounted, sorted by name. A directory whose objects
+    /// Every directory accounted, in listing order ([`dir_cmp`]). A directory whose objects
     /// came in two places (a store that does not sort its listings) is one
     /// directory with both parts' aggregates.
     pub(super) fn finish(mut self) -> Listed {
         self.flush();
         self.end_span();
         let Listed { names, totals } = self.done;
-        if names.iter().zip(names.iter().skip(1)).all(|(a, b)| a < b) {
+        if names.is_sorted() {
             return Listed { names, totals };
         }
         let mut pairs: Vec<(&str, Arc<WalTotals>)> = names.iter().zip(totals).collect();
-        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        pairs.sort_by(|a, b| dir_cmp(a.0, b.0));
         let mut out = Listed::default();
         for (n, t) in pairs {
             match out.totals.last_mut() {

@@ -505,3 +505,35 @@ async fn an_empty_directory_name_is_listed_with_the_others() {
     let again = walked(&m, 1e9 + 60.0, &w.cache).await;
     assert_eq!(server(&again, "b").wal.by_kind[WalKind::Other.index()].objects, 1);
 }
+
+/// A junk directory whose name extends a WAL directory's with a character
+/// below `/` (`0000000100000004-x/` lists before `0000000100000004/`): with
+/// the names in listing order, the range listing that ends with one of them
+/// does not stop at the other's keys (in plain string order `…04` would end
+/// the first of two listings and `…04-x`, listed before it, stop it early).
+#[tokio::test]
+async fn directories_are_ordered_as_their_keys_list() {
+    let mut m = bucket(1000);
+    m.put("pg/b/wals/0000000100000004-x/junk", "not barman");
+    for log in 1..=7u32 {
+        m.put(&format!("pg/b/wals/00000001{log:08X}/00000001{log:08X}00000000"), "w");
+    }
+    let w = walked(&m, 1e9, &WalkCache::default()).await;
+    let b = server(&w, "b");
+    use crate::catalog::key::WalKind;
+    assert_eq!(b.wal.by_kind[WalKind::Other.index()].objects, 1, "the junk key");
+    assert_eq!(b.wal.by_kind[WalKind::Segment.index()].objects, 8);
+    let full = walk(
+        &m,
+        "pg/",
+        WalkOptions {
+            full_walk_interval: 0.0,
+            ..opts(1e9 + 60.0)
+        },
+        &w.cache,
+    )
+    .await
+    .unwrap();
+    assert_eq!(facts(server(&full, "b")), facts(b));
+    assert!(full.cache.servers["b"].wal.settled, "nothing changed");
+}
