@@ -198,6 +198,15 @@ async fn walked(m: &Memory, now: f64, prev: &WalkCache) -> Walk {
     walk(m, "pg/", opts(now), prev).await.unwrap()
 }
 
+/// A full walk (`full_walk_interval` 0: the daily reconcile) after `prev`.
+async fn reconciled(m: &Memory, now: f64, prev: &WalkCache) -> Walk {
+    let opts = WalkOptions {
+        full_walk_interval: 0.0,
+        ..opts(now)
+    };
+    walk(m, "pg/", opts, prev).await.unwrap()
+}
+
 fn server<'a>(w: &'a Walk, name: &str) -> &'a ServerCatalog {
     w.catalog.servers.iter().find(|s| s.name == name).unwrap()
 }
@@ -440,17 +449,7 @@ async fn old_directories_are_folded_into_spans_and_walks_stay_exact() {
     assert!(distinct.len() <= 5, "{} distinct aggregates", distinct.len());
     assert_eq!(server(&cold, "c").wal.by_kind[0].objects, 48);
     // The daily reconcile over an unchanged bucket finds nothing changed.
-    let reconcile = walk(
-        &m,
-        "pg/",
-        WalkOptions {
-            full_walk_interval: 0.0,
-            ..opts(1e9 + 60.0)
-        },
-        &cold.cache,
-    )
-    .await
-    .unwrap();
+    let reconcile = reconciled(&m, 1e9 + 60.0, &cold.cache).await;
     assert!(reconcile.stats.is_full());
     let settled = &reconcile.cache.servers["c"].wal;
     assert!(settled.settled, "folding must not look like a change");
@@ -486,24 +485,35 @@ async fn a_server_whose_wal_is_all_deleted_is_gone_at_the_next_walk() {
     assert!(next.catalog.servers.iter().all(|s| s.name != "c"), "no phantom server");
 }
 
+/// Server `b` of [`bucket`] with a junk object at `wals/<junk>` and one
+/// segment in each WAL directory of logs 1 to `logs`, walked cold: the walk
+/// and (other objects, segments) of `b`.
+async fn junk_beside_wal(junk: &str, logs: u32) -> (Memory, Walk, (u64, u64)) {
+    use crate::catalog::key::WalKind;
+    let mut m = bucket(1000);
+    m.put(&format!("pg/b/wals/{junk}"), "not barman");
+    for log in 1..=logs {
+        m.put(&format!("pg/b/wals/00000001{log:08X}/00000001{log:08X}00000000"), "w");
+    }
+    let w = walked(&m, 1e9, &WalkCache::default()).await;
+    let kinds = &server(&w, "b").wal.by_kind;
+    let counts = (
+        kinds[WalKind::Other.index()].objects,
+        kinds[WalKind::Segment.index()].objects,
+    );
+    (m, w, counts)
+}
+
 /// A directory named "" (`wals//junk`: one Azure keeps) sorts first and is
 /// listed in one range listing with the directories after it; its object is
 /// still accounted, as it was when each directory had a listing of its own.
 #[tokio::test]
 async fn an_empty_directory_name_is_listed_with_the_others() {
-    let mut m = bucket(1000);
-    m.put("pg/b/wals//junk", "not barman");
-    for log in 1..=4u32 {
-        m.put(&format!("pg/b/wals/00000001{log:08X}/00000001{log:08X}00000000"), "w");
-    }
-    let w = walked(&m, 1e9, &WalkCache::default()).await;
-    let b = server(&w, "b");
-    use crate::catalog::key::WalKind;
-    assert_eq!(b.wal.by_kind[WalKind::Other.index()].objects, 1, "the junk key");
-    assert_eq!(b.wal.by_kind[WalKind::Segment.index()].objects, 5);
+    let (m, w, counts) = junk_beside_wal("/junk", 4).await;
+    assert_eq!(counts, (1, 5), "the junk key and every segment");
     // And the next walk, incremental, keeps it.
     let again = walked(&m, 1e9 + 60.0, &w.cache).await;
-    assert_eq!(server(&again, "b").wal.by_kind[WalKind::Other.index()].objects, 1);
+    assert_eq!(facts(server(&again, "b")), facts(server(&w, "b")));
 }
 
 /// A junk directory whose name extends a WAL directory's with a character
@@ -513,27 +523,9 @@ async fn an_empty_directory_name_is_listed_with_the_others() {
 /// the first of two listings and `…04-x`, listed before it, stop it early).
 #[tokio::test]
 async fn directories_are_ordered_as_their_keys_list() {
-    let mut m = bucket(1000);
-    m.put("pg/b/wals/0000000100000004-x/junk", "not barman");
-    for log in 1..=7u32 {
-        m.put(&format!("pg/b/wals/00000001{log:08X}/00000001{log:08X}00000000"), "w");
-    }
-    let w = walked(&m, 1e9, &WalkCache::default()).await;
-    let b = server(&w, "b");
-    use crate::catalog::key::WalKind;
-    assert_eq!(b.wal.by_kind[WalKind::Other.index()].objects, 1, "the junk key");
-    assert_eq!(b.wal.by_kind[WalKind::Segment.index()].objects, 8);
-    let full = walk(
-        &m,
-        "pg/",
-        WalkOptions {
-            full_walk_interval: 0.0,
-            ..opts(1e9 + 60.0)
-        },
-        &w.cache,
-    )
-    .await
-    .unwrap();
-    assert_eq!(facts(server(&full, "b")), facts(b));
+    let (m, w, counts) = junk_beside_wal("0000000100000004-x/junk", 7).await;
+    assert_eq!(counts, (1, 8), "the junk key and every segment");
+    let full = reconciled(&m, 1e9 + 60.0, &w.cache).await;
+    assert_eq!(facts(server(&full, "b")), facts(server(&w, "b")));
     assert!(full.cache.servers["b"].wal.settled, "nothing changed");
 }
