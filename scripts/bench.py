@@ -401,22 +401,29 @@ def load(args, s3, big, small, timeout):
     return out
 
 
-def main():
+def common_arguments():
+    """The arguments bench.py and bench_shapes.py share (bench.sh passes
+    them to both)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--exporter", required=True)
     ap.add_argument("--s3-env", required=True)
     ap.add_argument("--bucket", required=True)
-    ap.add_argument("--big", required=True, help="prefix of the big data set")
-    ap.add_argument("--small", required=True, help="prefix of the small data set (memory flatness)")
-    ap.add_argument("--tiny", required=True, help="prefix of the set the 49 load targets walk")
     ap.add_argument("--servers", type=int, required=True)
-    ap.add_argument("--baseline", required=True)
-    ap.add_argument("--python", required=True)
     ap.add_argument("--interval", default="10s")
     ap.add_argument("--load-seconds", type=int, default=30)
     ap.add_argument("--load-connections", type=int, default=2,
                     help="concurrent scrapers (wrk threads = connections)")
     ap.add_argument("--timeout", type=int, default=1800)
+    return ap
+
+
+def main():
+    ap = common_arguments()
+    ap.add_argument("--big", required=True, help="prefix of the big data set")
+    ap.add_argument("--small", required=True, help="prefix of the small data set (memory flatness)")
+    ap.add_argument("--tiny", required=True, help="prefix of the set the 49 load targets walk")
+    ap.add_argument("--baseline", required=True)
+    ap.add_argument("--python", required=True)
     args = ap.parse_args()
     s3 = read_env(args.s3_env)
     dest = lambda p: f"s3://{args.bucket}/{p}"

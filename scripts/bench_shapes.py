@@ -28,12 +28,11 @@ starts the stores and seeds the data this reads), with bench.py's helpers.
   are both held).
 Prints a JSON document on stdout. Standard library only.
 """
-import argparse
 import json
 import sys
 import urllib.request
 
-from bench import CpuWatch, Exporter, exporter_walks, last_walk, log, read_env, run_wrk, walks
+from bench import CpuWatch, Exporter, common_arguments, exporter_walks, last_walk, log, read_env, run_wrk, walks
 
 
 def requests_by_operation(e, target):
@@ -174,15 +173,7 @@ def single(args, s3):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--exporter", required=True)
-    ap.add_argument("--s3-env", required=True)
-    ap.add_argument("--bucket", required=True)
-    ap.add_argument("--servers", type=int, required=True)
-    ap.add_argument("--interval", default="10s")
-    ap.add_argument("--load-seconds", type=int, default=30)
-    ap.add_argument("--load-connections", type=int, default=2)
-    ap.add_argument("--timeout", type=int, default=1800)
+    ap = common_arguments()
     ap.add_argument("--cloud", help="prefix of the set seeded in all three stores")
     ap.add_argument("--azure-env")
     ap.add_argument("--azure-sas")
