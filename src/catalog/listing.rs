@@ -53,11 +53,6 @@ impl DirCache {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
-
-    /// The directories and their aggregates, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<WalTotals>)> {
-        self.names.iter().zip(&self.totals)
-    }
 }
 
 /// Which WAL directories a walk lists.

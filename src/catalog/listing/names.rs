@@ -140,11 +140,6 @@ impl DirNames {
         out
     }
 
-    /// Memory held, bytes (for memory accounting).
-    pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + 4 * self.ends.capacity()
-    }
-
     /// Releases spare capacity (for names kept between walks).
     pub fn shrink_to_fit(&mut self) {
         self.bytes.shrink_to_fit();
