@@ -112,7 +112,8 @@ impl RenderCache {
     ///
     /// The new rendering is made ready (both formats, the OpenMetrics gzip)
     /// before it replaces the cached one; until then scrapes serve the
-    /// cached one (and since [`RenderCache::defer`], if it was called).
+    /// cached one (from [`RenderCache::defer`] on, when the prerenderer
+    /// called it first).
     pub fn prerender(&self, store: &Store) {
         /// Clears the flag however the rendering ends.
         struct Prerendering<'a>(&'a AtomicBool);
@@ -123,14 +124,11 @@ impl RenderCache {
         }
         self.prerendering.store(true, Ordering::Release);
         let _flag = Prerendering(&self.prerendering);
-        if self
-            .lock()
-            .as_ref()
-            .is_some_and(|r| r.generation() == store.generation())
-        {
+        let cached = self.lock().clone();
+        if cached.as_ref().is_some_and(|r| r.generation() == store.generation()) {
             return;
         }
-        let size = self.lock().as_ref().map_or(0, |r| r.families.openmetrics().len());
+        let size = cached.map_or(0, |r| r.families.openmetrics().len());
         let fresh = Arc::new(Rendered::new(SnapshotFamilies::render_sized(
             store,
             (size + size / 8).max(16 * 1024),

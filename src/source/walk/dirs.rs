@@ -2,10 +2,9 @@
 //! directory's objects accounted as the pages stream by ([`DirAccumulator`]),
 //! old directories folded into spans ([`Fold`]).
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-
-use std::cmp::Ordering;
 
 use crate::catalog::listing::{Chunk, DirCache, DirNames, dir_cmp};
 use crate::catalog::retention::WalRules;
@@ -70,8 +69,7 @@ pub(super) async fn list_wal_dirs<S: ObjectStore>(
                     return false;
                 }
                 if seen.as_ref().is_none_or(|(d, _)| d != dir) {
-                    let wanted =
-                        dir_cmp(dir, first) != Ordering::Less && all.position(dir).is_some_and(|i| range.contains(&i));
+                    let wanted = all.position(dir).is_some_and(|i| range.contains(&i));
                     seen = Some((dir.to_string(), wanted));
                 }
                 if seen.as_ref().is_some_and(|(_, wanted)| *wanted) {
@@ -84,8 +82,8 @@ pub(super) async fn list_wal_dirs<S: ObjectStore>(
     Ok(out.finish())
 }
 
-/// The directories a listing accounted: their names (sorted) and
-/// aggregates (in the same order).
+/// The directories a listing accounted: their names (in listing order,
+/// [`dir_cmp`]) and aggregates (in the same order).
 #[derive(Debug, Default)]
 pub(super) struct Listed {
     pub(super) names: DirNames,
