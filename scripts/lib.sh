@@ -94,6 +94,26 @@ need_tools() {
 # abspath PATH: absolute, normalised path (the path need not exist).
 abspath() { realpath -m -- "$1"; }
 
+# roomy_dir NEED_BYTES DIR...: print the first writable DIR whose filesystem
+# has NEED_BYTES free beyond SeaweedFS's read-only threshold, or fail. weed's
+# volume server marks every volume read-only once free space falls under 1% of
+# the filesystem (PUTs then answer InternalError, "volume N is read only"),
+# and `weed mini` has no flag to lower that: on a 250 GiB disk, 2.5 GiB free
+# is already too little.
+roomy_dir() {
+  local need=$1 d avail size
+  shift
+  for d in "$@"; do
+    [[ -d "$d" && -w "$d" ]] || continue
+    read -r avail size < <(df -B1 --output=avail,size "$d" | tail -n1)
+    if ((avail >= need + size / 100)); then
+      printf '%s\n' "$d"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # random_secret [LEN]: alphanumeric secret (safe in URLs, shell and JSON).
 random_secret() {
   "$BCE_SYSTEM_PYTHON" -c 'import secrets,string,sys

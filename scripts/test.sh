@@ -50,7 +50,18 @@ rc=0
 step "tier 1: cargo test (unit, fixture, docs and golden tests; no services)"
 cargo test --locked 2>&1 | tee -a "$results"
 
-dir="${BCE_TEST_DIR:-$(mktemp -d /tmp/bce-test.XXXXXX)}"
+# The scenario, its extra and cloud layouts and the benchmark smoke write
+# about 2.5 GiB; SeaweedFS needs 1% of its filesystem free on top (roomy_dir).
+# A disk too full for that moves the scratch directory to /dev/shm (tmpfs).
+need=$((4 * 1024 * 1024 * 1024))
+if [[ -n "${BCE_TEST_DIR:-}" ]]; then
+  dir="$BCE_TEST_DIR"
+else
+  base="$(roomy_dir "$need" "${TMPDIR:-/tmp}" /dev/shm)" ||
+    die "no room for the real-stack tests: they need $((need >> 30)) GiB free plus 1% of the filesystem (SeaweedFS's read-only threshold) in ${TMPDIR:-/tmp} or /dev/shm; free: $(df -h --output=target,avail,size "${TMPDIR:-/tmp}" /dev/shm | tail -n +2 | tr -s ' ' | paste -sd';')"
+  [[ "$base" == "${TMPDIR:-/tmp}" ]] || warn "${TMPDIR:-/tmp} is too full for SeaweedFS (under 1% free once the tests have written); using $base"
+  dir="$(mktemp -d "$base/bce-test.XXXXXX")"
+fi
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local rc=$?

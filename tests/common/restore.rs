@@ -19,7 +19,13 @@ pub struct Outcome {
     pub restored: bool,
     /// PostgreSQL finished recovery and accepted connections.
     pub started: bool,
-    /// Every table of database `postgres` could be read in full.
+    /// In every database (`template0` included, opened for the check),
+    /// every relation's file is there and every table could be read in
+    /// full. A backup restored without one of its data tar parts still
+    /// starts when the part held files PostgreSQL does not open at start-up
+    /// (which files land in which part follows the directory order of the
+    /// backed-up filesystem: on tmpfs, `template0`'s): `barman-cloud-restore`
+    /// cannot tell a part is missing, this check can.
     pub readable: bool,
     /// `pg_last_wal_replay_lsn()` after recovery, in bytes.
     pub replay_lsn: Option<u64>,
@@ -136,7 +142,7 @@ pub fn restore_and_recover(sc: &Scenario, dest: &str, server: &str, id: &str, ta
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    let psql = |sql: &str| -> Option<String> {
+    let psql_in = |db: &str, sql: &str| -> Option<String> {
         let out = Command::new(pg_bin.join("psql"))
             .args([
                 "-X",
@@ -148,7 +154,7 @@ pub fn restore_and_recover(sc: &Scenario, dest: &str, server: &str, id: &str, ta
                 "-U",
                 "postgres",
                 "-d",
-                "postgres",
+                db,
             ])
             .args(["-h", dir.path().to_str().unwrap(), "-p", &port.to_string(), "-c", sql])
             .output()
@@ -157,6 +163,7 @@ pub fn restore_and_recover(sc: &Scenario, dest: &str, server: &str, id: &str, ta
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
+    let psql = |sql: &str| psql_in("postgres", sql);
     // `pg_ctl -w` counts a server in recovery as started: wait for the end
     // of recovery (promotion) or for the postmaster to exit.
     let began = std::time::Instant::now();
@@ -172,12 +179,7 @@ pub fn restore_and_recover(sc: &Scenario, dest: &str, server: &str, id: &str, ta
     }
     if o.started {
         o.replay_lsn = psql("SELECT pg_last_wal_replay_lsn()").and_then(|l| parse_lsn(&l));
-        o.readable = psql(
-            "DO $$ DECLARE r record; BEGIN \
-             FOR r IN SELECT c.oid::regclass AS t FROM pg_class c WHERE c.relkind IN ('r', 'm') LOOP \
-             EXECUTE 'SELECT count(*) FROM ' || r.t; END LOOP; END $$",
-        )
-        .is_some();
+        o.readable = every_database_readable(&psql, &psql_in);
         let _ = as_pg(
             &pg_bin.join("pg_ctl"),
             &[
@@ -212,4 +214,28 @@ pub fn restore_and_recover(sc: &Scenario, dest: &str, server: &str, id: &str, ta
         let _ = Command::new("kill").args(["-QUIT", &pid]).status();
     }
     o
+}
+
+/// In every database, every relation with storage has its file
+/// (`pg_stat_file` of `pg_relation_filepath` fails on a missing one) and
+/// every table and materialized view reads in full. `template0` does not
+/// accept connections: it is opened for the check (the restored server is a
+/// throwaway).
+fn every_database_readable(
+    psql: &dyn Fn(&str) -> Option<String>,
+    psql_in: &dyn Fn(&str, &str) -> Option<String>,
+) -> bool {
+    const CHECK: &str = "DO $$ DECLARE r record; BEGIN \
+         PERFORM pg_stat_file(p) FROM (SELECT pg_relation_filepath(c.oid) AS p FROM pg_class c) f \
+         WHERE p IS NOT NULL; \
+         FOR r IN SELECT c.oid::regclass AS t FROM pg_class c WHERE c.relkind IN ('r', 'm') LOOP \
+         EXECUTE 'SELECT count(*) FROM ' || r.t; END LOOP; END $$";
+    if psql("ALTER DATABASE template0 ALLOW_CONNECTIONS true").is_none() {
+        return false;
+    }
+    let Some(databases) = psql("SELECT datname FROM pg_database ORDER BY datname") else {
+        return false;
+    };
+    let databases: Vec<&str> = databases.lines().collect();
+    databases.len() >= 3 && databases.iter().all(|db| psql_in(db, CHECK).is_some())
 }
