@@ -3,8 +3,10 @@
 //! every scrape until the next publish (a scrape then copies bytes; encoding
 //! thousands of series is paid once per collection, not per scrape), and
 //! likewise its gzip compression ([`GzipPrefix`]): a gzip scrape compresses
-//! only the live families. Presentation state lives here, on the HTTP side;
-//! the store only counts its publishes.
+//! only the live families. Prerenders keep only the gzip of the OpenMetrics
+//! part until a scrape asks for something else (Prometheus asks for gzip
+//! OpenMetrics; the plain part is ten times its size). Presentation state
+//! lives here, on the HTTP side; the store only counts its publishes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -15,10 +17,19 @@ use crate::snapshot::Store;
 
 /// One generation's snapshot part, and its gzip compression per format
 /// (each made on first use, then reused until the next publish).
+///
+/// A prerendered one may keep only its OpenMetrics gzip (what Prometheus
+/// asks for): the plain families of 50,000 series are about 4 MB, their
+/// gzip a tenth of it, and two renderings are alive while the next one is
+/// made ([`RenderCache::prerender`]).
 #[derive(Debug)]
 pub struct Rendered {
-    /// The snapshot families.
-    pub families: SnapshotFamilies,
+    generation: u64,
+    /// The plain families; `None` once only the gzip is kept (then
+    /// `openmetrics_gzip` is set: [`Rendered::keep_only_gzip`]).
+    families: Option<SnapshotFamilies>,
+    /// Length of the plain OpenMetrics part, bytes.
+    plain_len: usize,
     openmetrics_gzip: OnceLock<GzipPrefix>,
     text_gzip: OnceLock<GzipPrefix>,
 }
@@ -26,28 +37,64 @@ pub struct Rendered {
 impl Rendered {
     fn new(families: SnapshotFamilies) -> Self {
         Self {
-            families,
+            generation: families.generation(),
+            plain_len: families.openmetrics().len(),
+            families: Some(families),
             openmetrics_gzip: OnceLock::new(),
             text_gzip: OnceLock::new(),
         }
     }
 
+    /// Compresses the OpenMetrics part (unless done) and drops the plain
+    /// families.
+    fn keep_only_gzip(mut self) -> Self {
+        let _ = self.openmetrics_gzip();
+        self.families = None;
+        self
+    }
+
     /// The [`Store::generation`] rendered.
     pub fn generation(&self) -> u64 {
-        self.families.generation()
+        self.generation
+    }
+
+    /// The plain families, unless only their gzip was kept.
+    pub fn families(&self) -> Option<&SnapshotFamilies> {
+        self.families.as_ref()
     }
 
     /// The OpenMetrics snapshot part, compressed (once).
     pub fn openmetrics_gzip(&self) -> &GzipPrefix {
-        self.openmetrics_gzip
-            .get_or_init(|| GzipPrefix::new(self.families.openmetrics().as_bytes()))
+        self.openmetrics_gzip.get_or_init(|| {
+            // Only reached with the families: `keep_only_gzip` compresses
+            // before it drops them.
+            debug_assert!(self.families.is_some());
+            let plain = self.families.as_ref().map_or("", SnapshotFamilies::openmetrics);
+            GzipPrefix::new(plain.as_bytes())
+        })
     }
 
-    /// The text 0.0.4 snapshot part, compressed (once).
-    pub fn text_gzip(&self) -> &GzipPrefix {
-        self.text_gzip
-            .get_or_init(|| GzipPrefix::new(self.families.text().as_bytes()))
+    /// The text 0.0.4 snapshot part, compressed (once); `None` when only
+    /// the OpenMetrics gzip was kept.
+    pub fn text_gzip(&self) -> Option<&GzipPrefix> {
+        if let Some(gz) = self.text_gzip.get() {
+            return Some(gz);
+        }
+        let families = self.families.as_ref()?;
+        Some(
+            self.text_gzip
+                .get_or_init(|| GzipPrefix::new(families.text().as_bytes())),
+        )
     }
+}
+
+/// What a scrape needs of the cached rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// The OpenMetrics gzip (every rendering has it or can make it).
+    OpenMetricsGzip,
+    /// The plain families (uncompressed or text format scrapes).
+    Plain,
 }
 
 /// The last rendered snapshot part, shared by the handlers and the
@@ -61,38 +108,69 @@ pub struct RenderCache {
     /// (else it is converted on first use: Prometheus asks for OpenMetrics,
     /// and a text copy of tens of thousands of series is megabytes).
     text_wanted: AtomicBool,
+    /// A scrape asked for anything but OpenMetrics with gzip (an
+    /// uncompressed or a text format exposition): renderings keep the plain
+    /// families (else only their gzip; the first such scrape renders anew).
+    plain_wanted: AtomicBool,
+    /// Held while rendering: one rendering at a time. A scrape or `/readyz`
+    /// that needs a newer one than the cache holds while another is being
+    /// made waits for it and, if it will do, uses it, instead of making a
+    /// second copy of the exposition alongside (megabytes at 50,000 series:
+    /// the fleet's peak memory was two renderings at once at the end of its
+    /// cold walk, the prerender's and `/readyz`'s).
+    turn: Mutex<()>,
 }
 
 impl RenderCache {
     /// The snapshot part of the store's current generation: from the cache,
-    /// or rendered now (the lock is not held while rendering, so a scrape
-    /// never waits for another one's rendering). A rendering replaces the
-    /// cached one only if it is not older.
+    /// or rendered now (after the rendering under way, if any: it may be
+    /// the one needed). A rendering replaces the cached one only if it is
+    /// not older.
     pub fn rendered(&self, store: &Store) -> Arc<Rendered> {
-        self.rendered_within(store, self.prerendering.load(Ordering::Acquire))
+        self.rendered_for(store, Need::OpenMetricsGzip)
+    }
+
+    /// [`RenderCache::rendered`] with what the scrape needs of it.
+    fn rendered_for(&self, store: &Store, need: Need) -> Arc<Rendered> {
+        self.rendered_within(store, self.prerendering.load(Ordering::Acquire), need)
     }
 
     /// As [`RenderCache::rendered`], but never an older generation than the
     /// store's current one (`/readyz` uses it, so that once it said ready
     /// every scrape sees at least what was published then).
     pub fn rendered_fresh(&self, store: &Store) -> Arc<Rendered> {
-        self.rendered_within(store, false)
+        self.rendered_within(store, false, Need::OpenMetricsGzip)
     }
 
     /// The cached rendering when it is current, or when `stale_ok` (a
     /// prerender of the newer generation is under way: serving the previous
     /// one, at most one render old, keeps a scrape from rendering and
-    /// compressing the whole exposition itself while collections publish);
-    /// else rendered now.
-    fn rendered_within(&self, store: &Store, stale_ok: bool) -> Arc<Rendered> {
+    /// compressing the whole exposition itself while collections publish)
+    /// and it has what the scrape `need`s; else rendered now.
+    fn rendered_within(&self, store: &Store, stale_ok: bool, need: Need) -> Arc<Rendered> {
         let generation = store.generation();
-        let cached = self.lock().clone();
-        if let Some(r) = cached
-            && (r.generation() == generation || stale_ok)
+        let usable = |r: &Arc<Rendered>, stale_ok: bool| {
+            (r.generation() >= generation || stale_ok) && (need == Need::OpenMetricsGzip || r.families.is_some())
+        };
+        if let Some(r) = self.lock().clone()
+            && usable(&r, stale_ok)
         {
             return r;
         }
-        let fresh = Arc::new(Rendered::new(SnapshotFamilies::render(store)));
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        // The rendering this one waited for, if any, may be what it needs.
+        if let Some(r) = self.lock().clone()
+            && usable(&r, false)
+        {
+            return r;
+        }
+        let fresh = Rendered::new(SnapshotFamilies::render(store));
+        let fresh = if need == Need::OpenMetricsGzip && !self.plain_wanted.load(Ordering::Relaxed) {
+            fresh.keep_only_gzip()
+        } else {
+            fresh
+        };
+        let fresh = Arc::new(fresh);
         self.keep(&fresh);
         fresh
     }
@@ -106,9 +184,11 @@ impl RenderCache {
         }
     }
 
-    /// Renders the current generation in both formats and compresses the
-    /// OpenMetrics one (what Prometheus asks for) unless already done: called
-    /// after every publish off the HTTP path, so scrapes find it ready.
+    /// Renders the current generation and compresses it in OpenMetrics
+    /// (what Prometheus asks for) unless already done: called after every
+    /// publish off the HTTP path, so scrapes find it ready. The plain
+    /// families are kept, and converted to text format 0.0.4, only once a
+    /// scrape asked for them (`plain_wanted`, `text_wanted`).
     ///
     /// The new rendering is made ready (both formats, the OpenMetrics gzip)
     /// before it replaces the cached one; until then scrapes serve the
@@ -124,20 +204,25 @@ impl RenderCache {
         }
         self.prerendering.store(true, Ordering::Release);
         let _flag = Prerendering(&self.prerendering);
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
         let cached = self.lock().clone();
         if cached.as_ref().is_some_and(|r| r.generation() == store.generation()) {
             return;
         }
-        let size = cached.map_or(0, |r| r.families.openmetrics().len());
-        let fresh = Arc::new(Rendered::new(SnapshotFamilies::render_sized(
-            store,
-            (size + size / 8).max(16 * 1024),
-        )));
-        if self.text_wanted.load(Ordering::Relaxed) {
-            let _ = fresh.families.text();
-        }
+        let size = cached.map_or(0, |r| r.plain_len);
+        let fresh = Rendered::new(SnapshotFamilies::render_sized(store, (size + size / 8).max(16 * 1024)));
         let _ = fresh.openmetrics_gzip();
-        self.keep(&fresh);
+        let fresh = if self.plain_wanted.load(Ordering::Relaxed) {
+            if self.text_wanted.load(Ordering::Relaxed)
+                && let Some(families) = fresh.families()
+            {
+                let _ = families.text();
+            }
+            fresh
+        } else {
+            fresh.keep_only_gzip()
+        };
+        self.keep(&Arc::new(fresh));
     }
 
     /// Says a prerender of a newer generation is coming (the prerenderer
@@ -149,15 +234,25 @@ impl RenderCache {
 
     /// The whole OpenMetrics exposition (ends with `# EOF`).
     pub fn openmetrics(&self, store: &Store) -> String {
-        self.rendered(store)
-            .families
-            .with_live_openmetrics(store, Live::now(store))
+        self.plain_wanted.store(true, Ordering::Relaxed);
+        let r = self.rendered_for(store, Need::Plain);
+        let live = Live::now(store);
+        match r.families() {
+            Some(families) => families.with_live_openmetrics(store, live),
+            None => SnapshotFamilies::render(store).with_live_openmetrics(store, live),
+        }
     }
 
     /// The whole exposition in text format 0.0.4.
     pub fn text(&self, store: &Store) -> String {
         self.text_wanted.store(true, Ordering::Relaxed);
-        self.rendered(store).families.with_live_text(store, Live::now(store))
+        self.plain_wanted.store(true, Ordering::Relaxed);
+        let r = self.rendered_for(store, Need::Plain);
+        let live = Live::now(store);
+        match r.families() {
+            Some(families) => families.with_live_text(store, live),
+            None => SnapshotFamilies::render(store).with_live_text(store, live),
+        }
     }
 
     /// [`RenderCache::openmetrics`] as one gzip member; only the live
@@ -172,9 +267,13 @@ impl RenderCache {
     /// compressed at this call.
     pub fn text_gzip(&self, store: &Store) -> Vec<u8> {
         self.text_wanted.store(true, Ordering::Relaxed);
-        let r = self.rendered(store);
+        self.plain_wanted.store(true, Ordering::Relaxed);
+        let r = self.rendered_for(store, Need::Plain);
         let live = openmetrics_to_text(&SnapshotFamilies::live_openmetrics(store, Live::now(store)));
-        r.text_gzip().with_suffix(live.as_bytes())
+        match r.text_gzip() {
+            Some(gz) => gz.with_suffix(live.as_bytes()),
+            None => GzipPrefix::new(SnapshotFamilies::render(store).text().as_bytes()).with_suffix(live.as_bytes()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Rendered>>> {
@@ -257,6 +356,68 @@ mod tests {
     }
 
     #[test]
+    fn a_text_scrape_after_gzip_only_prerenders_gets_the_text_format() {
+        let store = store();
+        let cache = RenderCache::default();
+        cache.prerender(&store);
+        assert!(cache.cached().unwrap().families().is_none());
+        let gz = cache.text_gzip(&store);
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped).unwrap();
+        let stable = |t: &str| {
+            t.lines()
+                .filter(|l| !l.starts_with("process_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(stable(&unzipped), stable(&crate::metrics::render_text(&store)));
+        assert!(!unzipped.contains("# EOF"), "text format 0.0.4: {unzipped}");
+        let r = cache.cached().unwrap();
+        assert!(r.families().is_some_and(SnapshotFamilies::text_ready));
+        // From now on prerenders keep the plain families and the text.
+        store.targets[0].publish(|t| t.s3.attempts += 1);
+        cache.prerender(&store);
+        assert!(
+            cache
+                .cached()
+                .unwrap()
+                .families()
+                .is_some_and(SnapshotFamilies::text_ready)
+        );
+    }
+
+    #[test]
+    fn a_rendering_under_way_is_waited_for_and_used_not_made_twice() {
+        let store = store();
+        let cache = RenderCache::default();
+        let turn = cache.turn.lock().unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| cache.rendered_fresh(&store));
+            // Time for the waiter to find the cache empty (it would render
+            // its own copy at once if it did not wait for the turn).
+            std::thread::sleep(Duration::from_millis(100));
+            let made = Arc::new(Rendered::new(SnapshotFamilies::render(&store)));
+            cache.keep(&made);
+            drop(turn);
+            assert!(Arc::ptr_eq(&waiter.join().unwrap(), &made));
+        });
+        // An older one under way does not do: the waiter renders after it.
+        let turn = cache.turn.lock().unwrap();
+        store.targets[0].publish(|t| t.s3.attempts += 1);
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| cache.rendered_fresh(&store));
+            std::thread::sleep(Duration::from_millis(100));
+            drop(turn);
+            let got = waiter.join().unwrap();
+            assert_eq!(got.generation(), store.generation());
+            assert!(
+                got.families().is_none(),
+                "a gzip scrape's rendering keeps only the gzip"
+            );
+        });
+    }
+
+    #[test]
     fn an_older_rendering_never_replaces_a_newer_one() {
         let store = store();
         let cache = RenderCache::default();
@@ -289,16 +450,40 @@ mod tests {
         let r = cache.cached().expect("rendered");
         assert_eq!(r.generation(), 3);
         assert!(r.openmetrics_gzip.get().is_some(), "the gzip of OpenMetrics is ready");
-        assert!(!r.families.text_ready(), "no text format until one is asked for");
-        // A scrape now reuses it.
+        assert!(r.families().is_none(), "only the gzip is kept until a plain scrape");
+        // A gzip scrape reuses it, and its body is the plain exposition.
+        let gz = cache.openmetrics_gzip(&store);
+        assert!(Arc::ptr_eq(&r, &cache.cached().unwrap()));
+        let stable = |t: &str| {
+            t.lines()
+                .filter(|l| !l.starts_with("process_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped).unwrap();
+        assert_eq!(stable(&unzipped), stable(&crate::metrics::render_openmetrics(&store)));
+        // The first plain scrape renders anew (same generation), with its families.
+        let plain = cache.openmetrics(&store);
+        assert_eq!(stable(&plain), stable(&unzipped));
+        let r = cache.cached().expect("rendered");
+        assert_eq!(r.generation(), 3);
+        let families = r.families().expect("plain families after a plain scrape");
+        assert!(!families.text_ready(), "no text format until one is asked for");
+        // A text scrape now reuses it.
         let _ = cache.text(&store);
         assert!(Arc::ptr_eq(&r, &cache.cached().unwrap()));
-        // Once a scrape asked for the text format, prerenders ready it too.
+        // Once a scrape asked for the text format, prerenders keep the
+        // families and ready the text too.
         store.targets[0].publish(|t| t.s3.attempts += 1);
         cache.prerender(&store);
         let r = cache.cached().expect("rendered");
         assert_eq!(r.generation(), 4);
-        assert!(r.families.text_ready(), "the text format is ready too");
+        assert!(
+            r.families().is_some_and(SnapshotFamilies::text_ready),
+            "the text format is ready too"
+        );
+        assert!(r.openmetrics_gzip.get().is_some());
         // While a prerender is under way, scrapes serve the cached rendering
         // rather than render themselves; /readyz's fresh one does not.
         store.targets[0].publish(|t| t.s3.attempts += 1);
