@@ -234,24 +234,36 @@ impl RenderCache {
 
     /// The whole OpenMetrics exposition (ends with `# EOF`).
     pub fn openmetrics(&self, store: &Store) -> String {
-        self.plain_wanted.store(true, Ordering::Relaxed);
-        let r = self.rendered_for(store, Need::Plain);
-        let live = Live::now(store);
-        match r.families() {
-            Some(families) => families.with_live_openmetrics(store, live),
-            None => SnapshotFamilies::render(store).with_live_openmetrics(store, live),
-        }
+        self.whole(store, false)
     }
 
     /// The whole exposition in text format 0.0.4.
     pub fn text(&self, store: &Store) -> String {
-        self.text_wanted.store(true, Ordering::Relaxed);
+        self.whole(store, true)
+    }
+
+    /// The whole exposition uncompressed, in text format 0.0.4 if `text`
+    /// (else OpenMetrics), from the plain families; from here on renderings
+    /// keep them (and convert them to text, if `text`).
+    fn whole(&self, store: &Store, text: bool) -> String {
+        if text {
+            self.text_wanted.store(true, Ordering::Relaxed);
+        }
         self.plain_wanted.store(true, Ordering::Relaxed);
         let r = self.rendered_for(store, Need::Plain);
         let live = Live::now(store);
+        let whole = |families: &SnapshotFamilies| {
+            if text {
+                families.with_live_text(store, live)
+            } else {
+                families.with_live_openmetrics(store, live)
+            }
+        };
+        // A rendering for `Need::Plain` has its families; were one ever
+        // without, the families rendered now serve.
         match r.families() {
-            Some(families) => families.with_live_text(store, live),
-            None => SnapshotFamilies::render(store).with_live_text(store, live),
+            Some(families) => whole(families),
+            None => whole(&SnapshotFamilies::render(store)),
         }
     }
 
