@@ -190,8 +190,8 @@ impl RenderCache {
     /// families are kept, and converted to text format 0.0.4, only once a
     /// scrape asked for them (`plain_wanted`, `text_wanted`).
     ///
-    /// The new rendering is made ready (both formats, the OpenMetrics gzip)
-    /// before it replaces the cached one; until then scrapes serve the
+    /// The new rendering is made ready (the OpenMetrics gzip, and the plain
+    /// and text parts when wanted) before it replaces the cached one; until then scrapes serve the
     /// cached one (from [`RenderCache::defer`] on, when the prerenderer
     /// called it first).
     pub fn prerender(&self, store: &Store) {
