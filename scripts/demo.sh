@@ -8,7 +8,8 @@
 # Interactive: keeps running until Ctrl-C, then stops everything it started.
 # Without a terminal (CI=true, no stdin): shows the metrics and stops.
 #
-# Env: BCE_DEMO_DIR   where to build the setup (default: a fresh temp dir)
+# Env: BCE_DEMO_DIR   where to build the setup (default: a fresh directory
+#                     in $TMPDIR or, when too full for SeaweedFS, /dev/shm)
 #      BCE_DEMO_PORT  exporter port (default: 9875 if free, else a free one)
 #      BCE_DEMO_CLOUD=1  also build the Azure (Azurite) and GCS
 #                     (fake-gcs-server) layouts (scenario.sh cloud, about
@@ -23,7 +24,9 @@ log "building the exporter (release)"
 cargo build --release --locked --quiet
 bin="$PWD/target/release/barman-cloud-exporter"
 
-dir="${BCE_DEMO_DIR:-$(mktemp -d /tmp/bce-demo.XXXXXX)}"
+# The scenario writes about 1.5 GiB; SeaweedFS needs 1% of its filesystem
+# free on top (scratch_dir: /dev/shm when /tmp is too full).
+dir="${BCE_DEMO_DIR:-$(scratch_dir 2 bce-demo)}"
 exporter_pid=""
 cleanup() {
   local rc=$?

@@ -114,6 +114,18 @@ roomy_dir() {
   return 1
 }
 
+# scratch_dir NEED_GIB NAME: a new directory NAME.XXXXXX for a scenario with
+# SeaweedFS, in $TMPDIR (default /tmp) when its filesystem has NEED_GIB GiB
+# free beyond SeaweedFS's threshold (roomy_dir), else in /dev/shm (tmpfs, with
+# a warning); dies, saying what is free where, when neither has room.
+scratch_dir() {
+  local need=$(($1 * 1024 * 1024 * 1024)) name=$2 tmp="${TMPDIR:-/tmp}" base
+  base="$(roomy_dir "$need" "$tmp" /dev/shm)" ||
+    die "no room for SeaweedFS and the clusters: $1 GiB free plus 1% of the filesystem (SeaweedFS's read-only threshold) are needed in $tmp or /dev/shm; free: $(df -h --output=target,avail,size "$tmp" /dev/shm | tail -n +2 | tr -s ' ' | paste -sd';')"
+  [[ "$base" == "$tmp" ]] || warn "$tmp is too full for SeaweedFS (it stops writing under 1% free); using $base (tmpfs: its files take memory until removed)"
+  mktemp -d "$base/$name.XXXXXX"
+}
+
 # random_secret [LEN]: alphanumeric secret (safe in URLs, shell and JSON).
 random_secret() {
   "$BCE_SYSTEM_PYTHON" -c 'import secrets,string,sys

@@ -14,7 +14,8 @@
 #      at a time;
 # then a benchmark smoke run, and always tears the scenario down.
 #
-# Env: BCE_TEST_DIR  where to build the scenario (default: a fresh temp dir)
+# Env: BCE_TEST_DIR  where to build the scenario (default: a fresh directory
+#                    in $TMPDIR or, when too full for SeaweedFS, /dev/shm)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BCE_LOG_TAG="test"
@@ -51,17 +52,9 @@ step "tier 1: cargo test (unit, fixture, docs and golden tests; no services)"
 cargo test --locked 2>&1 | tee -a "$results"
 
 # The scenario, its extra and cloud layouts and the benchmark smoke write
-# about 2.5 GiB; SeaweedFS needs 1% of its filesystem free on top (roomy_dir).
-# A disk too full for that moves the scratch directory to /dev/shm (tmpfs).
-need=$((4 * 1024 * 1024 * 1024))
-if [[ -n "${BCE_TEST_DIR:-}" ]]; then
-  dir="$BCE_TEST_DIR"
-else
-  base="$(roomy_dir "$need" "${TMPDIR:-/tmp}" /dev/shm)" ||
-    die "no room for the real-stack tests: they need $((need >> 30)) GiB free plus 1% of the filesystem (SeaweedFS's read-only threshold) in ${TMPDIR:-/tmp} or /dev/shm; free: $(df -h --output=target,avail,size "${TMPDIR:-/tmp}" /dev/shm | tail -n +2 | tr -s ' ' | paste -sd';')"
-  [[ "$base" == "${TMPDIR:-/tmp}" ]] || warn "${TMPDIR:-/tmp} is too full for SeaweedFS (under 1% free once the tests have written); using $base"
-  dir="$(mktemp -d "$base/bce-test.XXXXXX")"
-fi
+# about 2.5 GiB; SeaweedFS needs 1% of its filesystem free on top
+# (scratch_dir: /dev/shm when /tmp is too full).
+dir="${BCE_TEST_DIR:-$(scratch_dir 4 bce-test)}"
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local rc=$?
