@@ -25,13 +25,23 @@ use crate::snapshot::Store;
 #[derive(Debug)]
 pub struct Rendered {
     generation: u64,
-    /// The plain families; `None` once only the gzip is kept (then
-    /// `openmetrics_gzip` is set: [`Rendered::keep_only_gzip`]).
-    families: Option<SnapshotFamilies>,
     /// Length of the plain OpenMetrics part, bytes.
     plain_len: usize,
-    openmetrics_gzip: OnceLock<GzipPrefix>,
-    text_gzip: OnceLock<GzipPrefix>,
+    body: Body,
+}
+
+/// What a [`Rendered`] holds.
+#[derive(Debug)]
+enum Body {
+    /// The plain families, and their compression per format (made on
+    /// first use).
+    Plain {
+        families: SnapshotFamilies,
+        openmetrics_gzip: OnceLock<GzipPrefix>,
+        text_gzip: OnceLock<GzipPrefix>,
+    },
+    /// Only the OpenMetrics part, compressed.
+    GzipOnly(GzipPrefix),
 }
 
 impl Rendered {
@@ -39,18 +49,30 @@ impl Rendered {
         Self {
             generation: families.generation(),
             plain_len: families.openmetrics().len(),
-            families: Some(families),
-            openmetrics_gzip: OnceLock::new(),
-            text_gzip: OnceLock::new(),
+            body: Body::Plain {
+                families,
+                openmetrics_gzip: OnceLock::new(),
+                text_gzip: OnceLock::new(),
+            },
         }
     }
 
-    /// Compresses the OpenMetrics part (unless done) and drops the plain
-    /// families.
-    fn keep_only_gzip(mut self) -> Self {
-        let _ = self.openmetrics_gzip();
-        self.families = None;
-        self
+    /// Keeps only the OpenMetrics part compressed (compressing it unless
+    /// done): the plain families are dropped.
+    fn keep_only_gzip(self) -> Self {
+        let body = match self.body {
+            Body::Plain {
+                families,
+                openmetrics_gzip,
+                ..
+            } => Body::GzipOnly(
+                openmetrics_gzip
+                    .into_inner()
+                    .unwrap_or_else(|| GzipPrefix::new(families.openmetrics().as_bytes())),
+            ),
+            gzip_only => gzip_only,
+        };
+        Self { body, ..self }
     }
 
     /// The [`Store::generation`] rendered.
@@ -60,31 +82,42 @@ impl Rendered {
 
     /// The plain families, unless only their gzip was kept.
     pub fn families(&self) -> Option<&SnapshotFamilies> {
-        self.families.as_ref()
+        match &self.body {
+            Body::Plain { families, .. } => Some(families),
+            Body::GzipOnly(_) => None,
+        }
     }
 
     /// The OpenMetrics snapshot part, compressed (once).
     pub fn openmetrics_gzip(&self) -> &GzipPrefix {
-        self.openmetrics_gzip.get_or_init(|| {
-            // Only reached with the families: `keep_only_gzip` compresses
-            // before it drops them.
-            debug_assert!(self.families.is_some());
-            let plain = self.families.as_ref().map_or("", SnapshotFamilies::openmetrics);
-            GzipPrefix::new(plain.as_bytes())
-        })
+        match &self.body {
+            Body::Plain {
+                families,
+                openmetrics_gzip,
+                ..
+            } => openmetrics_gzip.get_or_init(|| GzipPrefix::new(families.openmetrics().as_bytes())),
+            Body::GzipOnly(gzip) => gzip,
+        }
     }
 
     /// The text 0.0.4 snapshot part, compressed (once); `None` when only
     /// the OpenMetrics gzip was kept.
     pub fn text_gzip(&self) -> Option<&GzipPrefix> {
-        if let Some(gz) = self.text_gzip.get() {
-            return Some(gz);
+        match &self.body {
+            Body::Plain {
+                families, text_gzip, ..
+            } => Some(text_gzip.get_or_init(|| GzipPrefix::new(families.text().as_bytes()))),
+            Body::GzipOnly(_) => None,
         }
-        let families = self.families.as_ref()?;
-        Some(
-            self.text_gzip
-                .get_or_init(|| GzipPrefix::new(families.text().as_bytes())),
-        )
+    }
+
+    /// Whether the OpenMetrics gzip is made already (for tests).
+    #[cfg(test)]
+    fn gzip_ready(&self) -> bool {
+        match &self.body {
+            Body::Plain { openmetrics_gzip, .. } => openmetrics_gzip.get().is_some(),
+            Body::GzipOnly(_) => true,
+        }
     }
 }
 
@@ -150,7 +183,7 @@ impl RenderCache {
     fn rendered_within(&self, store: &Store, stale_ok: bool, need: Need) -> Arc<Rendered> {
         let generation = store.generation();
         let usable = |r: &Arc<Rendered>, stale_ok: bool| {
-            (r.generation() >= generation || stale_ok) && (need == Need::OpenMetricsGzip || r.families.is_some())
+            (r.generation() >= generation || stale_ok) && (need == Need::OpenMetricsGzip || r.families().is_some())
         };
         if let Some(r) = self.lock().clone()
             && usable(&r, stale_ok)
@@ -461,7 +494,7 @@ mod tests {
         cache.prerender(&store);
         let r = cache.cached().expect("rendered");
         assert_eq!(r.generation(), 3);
-        assert!(r.openmetrics_gzip.get().is_some(), "the gzip of OpenMetrics is ready");
+        assert!(r.gzip_ready(), "the gzip of OpenMetrics is ready");
         assert!(r.families().is_none(), "only the gzip is kept until a plain scrape");
         // A gzip scrape reuses it, and its body is the plain exposition.
         let gz = cache.openmetrics_gzip(&store);
@@ -495,7 +528,7 @@ mod tests {
             r.families().is_some_and(SnapshotFamilies::text_ready),
             "the text format is ready too"
         );
-        assert!(r.openmetrics_gzip.get().is_some());
+        assert!(r.gzip_ready());
         // While a prerender is under way, scrapes serve the cached rendering
         // rather than render themselves; /readyz's fresh one does not.
         store.targets[0].publish(|t| t.s3.attempts += 1);
